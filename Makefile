@@ -1,0 +1,58 @@
+# LandFuse — set-up, tests, demo, benchmarks and packaging.
+# Stamps in .stamps/ keep re-runs cheap; they hold a hash of what they installed, so a changed
+# requirements file re-installs.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+QGIS_VENV := .venv-qgis
+QPY := $(QGIS_VENV)/bin/python
+STAMPS := .stamps
+VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal python3-pytest python3-mock python3-pytestqt
+export QT_QPA_PLATFORM := offscreen
+
+.PHONY: setup setup-backend setup-qgis test test-backend test-plugin demo bench package validate clean
+
+setup: setup-backend setup-qgis
+
+# The backend venv. On a machine with an NVIDIA GPU (nvidia-smi answers) the GPU extras are added;
+# torch stays pinned in the same pip command so pip never swaps the build behind our back.
+setup-backend: $(STAMPS)/backend
+$(STAMPS)/backend: backend/requirements.txt backend/requirements-gpu.txt
+	@mkdir -p $(STAMPS)
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r backend/requirements.txt
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  $(VPY) -m pip install --quiet --disable-pip-version-check -r backend/requirements.txt -r backend/requirements-gpu.txt \
+	    || echo "mamba-ssm did not install: the CPU selective scan will be used on the GPU too"; fi
+	touch $@
+
+# QGIS 3.22 from Debian for the plugin tests, and a venv on the system Python that sees the QGIS
+# bindings (--system-site-packages) with pytest-qgis. PyQt5 is never pip-installed there.
+setup-qgis: $(STAMPS)/qgis
+$(STAMPS)/qgis:
+	@mkdir -p $(STAMPS)
+	if ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); fi
+	test -x $(QPY) || /usr/bin/python3 -m venv --system-site-packages $(QGIS_VENV)
+	$(QPY) -m pip install --quiet --disable-pip-version-check pytest-qgis
+	touch $@
+
+test: test-backend test-plugin
+
+test-backend: $(STAMPS)/backend
+	$(VPY) -m pytest -q tests/backend
+
+test-plugin: $(STAMPS)/qgis $(STAMPS)/backend
+	LANDFUSE_BACKEND_PYTHON=$(abspath $(VPY)) $(QPY) -m pytest -q tests/plugin
+
+demo: $(STAMPS)/backend
+	$(VPY) -m backend demo --out demo_output
+
+bench: $(STAMPS)/backend
+	$(VPY) benchmarks/run.py
+
+clean:
+	rm -rf $(STAMPS) demo_output dist build .pytest_cache

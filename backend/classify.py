@@ -1,0 +1,87 @@
+"""`classify`: rasters in, land-cover GeoTIFF (+ legend, + confidence) out, window by window."""
+
+import time
+
+import numpy as np
+
+from backend import device as devices
+from backend import modalities, output
+from backend.package import load_model
+from backend.manifest import read_manifest
+from backend.tiles import batches, count_tiles, iter_tiles
+
+DEFAULT_TILE_SIZE = 256
+DEFAULT_BATCH_SIZE = 4
+
+
+def predict_tiles(net, readers, tile_batch, device):
+    """Run one batch of tiles → list of (classes index block, confidence block, valid block) per tile."""
+    import torch
+    blocks = [[] for _ in readers]
+    valids = []
+    for tile in tile_batch:
+        valid = np.ones(tile.read_shape, dtype=bool)
+        for i, reader in enumerate(readers):
+            block, pixel_valid = reader.read(tile.read)
+            blocks[i].append(block)
+            valid &= pixel_valid
+        valids.append(valid)
+    inputs = [torch.from_numpy(np.stack(b)).to(device) for b in blocks]
+    with torch.inference_mode():
+        probs = torch.softmax(net(inputs).float(), dim=1)
+        confidence, index = probs.max(dim=1)
+    confidence, index = confidence.cpu().numpy(), index.cpu().numpy()
+    results = []
+    for k, tile in enumerate(tile_batch):
+        r, c = tile.row_off, tile.col_off
+        h, w = int(tile.core.height), int(tile.core.width)
+        results.append((index[k, r:r + h, c:c + w], confidence[k, r:r + h, c:c + w], valids[k][r:r + h, c:c + w]))
+    return results
+
+
+def classify(hsi, aux, model_dir, out, events, confidence=None, device="auto",
+             tile_size=DEFAULT_TILE_SIZE, batch_size=DEFAULT_BATCH_SIZE):
+    started = time.perf_counter()
+    output.check_writable(out)
+    if confidence:
+        output.check_writable(confidence, "confidence output")
+    specs = read_manifest(model_dir)["modalities"]  # structural check before any raster is opened
+    dev = devices.resolve_device(device)
+    with modalities.open_modalities(hsi, aux, specs, events.log) as (ref, readers):
+        manifest, net = load_model(model_dir, dev)
+        values = np.array([0] + [c["value"] for c in manifest["classes"]], dtype=np.uint8)
+        halo = int(manifest.get("halo", 0))
+        total = count_tiles(ref.height, ref.width, tile_size)
+        events.log(f"Classifying {ref.width}×{ref.height} px with {manifest['architecture']['name']} on {dev}: "
+                   f"{total} window(s) of {tile_size} px, halo {halo}")
+        writer = output.ClassificationWriter(out, ref.profile, manifest["classes"], confidence)
+        done = 0
+        counts = np.zeros(len(values), dtype=np.int64)
+        try:
+            events.progress("classify", 0, total)
+            for tile_batch in batches(iter_tiles(ref.height, ref.width, tile_size, halo), batch_size):
+                try:
+                    results = predict_tiles(net, readers, tile_batch, dev)
+                except Exception as exc:
+                    if devices.is_out_of_memory(exc):
+                        raise devices.out_of_memory_error(tile_size) from exc
+                    raise
+                for tile, (index, conf, valid) in zip(tile_batch, results):
+                    classes = np.where(valid, values[index + 1], 0)
+                    counts += np.bincount(np.where(valid, index + 1, 0).ravel(), minlength=len(values))
+                    writer.write(tile.core, classes, np.where(valid, conf, -1.0))
+                done += len(tile_batch)
+                events.progress("classify", done, total)
+            outputs = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    pixels = {c["name"]: int(n) for c, n in zip(manifest["classes"], counts[1:])}
+    return {
+        "outputs": outputs,
+        "class_table": manifest["classes"],
+        "metrics": {"pixels_per_class": pixels, "nodata_pixels": int(counts[0]),
+                    "pixels_per_second": round(ref.width * ref.height / max(time.perf_counter() - started, 1e-9), 1)},
+        "timings": {"total_s": round(time.perf_counter() - started, 3)},
+        "device": dev,
+    }

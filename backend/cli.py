@@ -1,0 +1,140 @@
+"""`python -m backend <command>`: every command speaks the JSON-lines protocol on stdout.
+
+Exit status: 0 only after a `result` event; 1 after an `error` event; 2 for bad arguments
+(also reported as an `error` event); 130 when cancelled (SIGTERM / SIGINT).
+"""
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+
+from backend.protocol import ErrorCode, EventWriter, LandFuseError
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so errors become events."""
+
+    def error(self, message):
+        raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"{self.prog}: {message}", "Run with --help for the usage.")
+
+
+def build_parser():
+    parser = _ArgumentParser(prog="python -m backend", description="LandFuse backend (JSON-lines events on stdout)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+
+    p = sub.add_parser("classify", help="classify a scene with a model package")
+    p.add_argument("--hsi", required=True, help="hyperspectral raster (the reference grid)")
+    p.add_argument("--aux", action="append", default=[], help="auxiliary raster (DSM, SAR, …); repeat for several")
+    p.add_argument("--model", required=True, help="model package folder")
+    p.add_argument("--out", required=True, help="class GeoTIFF to write")
+    p.add_argument("--confidence", help="optional confidence GeoTIFF (max class probability)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--tile-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=4)
+
+    p = sub.add_parser("info", help="summarise a model package")
+    p.add_argument("--model", required=True)
+
+    sub.add_parser("diagnostics", help="versions, device, CUDA, memory")
+
+    for name in ("train", "finetune"):
+        p = sub.add_parser(name, help=f"{name} a model on labels")
+        if name == "finetune":
+            p.add_argument("--model", required=True, help="model package to start from")
+        p.add_argument("--hsi", required=True)
+        p.add_argument("--aux", action="append", default=[])
+        p.add_argument("--labels", required=True, help="label raster (0 = unlabelled) or vector file")
+        p.add_argument("--class-field", help="class field of a vector label file")
+        if name == "train":
+            p.add_argument("--arch", default="m3amba", help="m3amba | bdgf | tiny")
+        p.add_argument("--out", required=True, help="model package folder to write")
+        p.add_argument("--epochs", type=int, default=None)
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--tile-size", type=int, default=64, help="training tile size")
+        p.add_argument("--name", help="model name for the manifest")
+
+    p = sub.add_parser("evaluate", help="accuracy of a class raster against reference labels")
+    p.add_argument("--prediction", required=True)
+    p.add_argument("--reference", required=True, help="reference label raster or vector file")
+    p.add_argument("--class-field")
+    p.add_argument("--out", help="write the report as JSON here too")
+
+    p = sub.add_parser("synth", help="generate a synthetic multimodal scene (HSI + DSM + labels)")
+    p.add_argument("--out", required=True, help="folder to write the scene into")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256, help="rows and columns")
+    p.add_argument("--bands", type=int, default=64)
+    p.add_argument("--per-class", type=int, default=100, help="sparse training labels per class (labels_sparse.tif)")
+
+    p = sub.add_parser("demo", help="make the demo scene, classify it with a bundled model, report")
+    p.add_argument("--out", default="demo_output")
+    p.add_argument("--model", help="model package (default: the bundled demo model)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    return parser
+
+
+def _run(args, events):
+    if args.command == "classify":
+        if args.tile_size < 16 or args.batch_size < 1:
+            raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--tile-size must be ≥ 16 and --batch-size ≥ 1")
+        from backend.classify import classify
+        return classify(args.hsi, args.aux, args.model, args.out, events, confidence=args.confidence,
+                        device=args.device, tile_size=args.tile_size, batch_size=args.batch_size)
+    if args.command == "info":
+        from backend.package import load_manifest_checked
+        from backend.manifest import summarize
+        manifest, _ = load_manifest_checked(args.model)
+        return {"model": summarize(manifest)}
+    if args.command == "diagnostics":
+        from backend.diagnostics import collect
+        return {"diagnostics": collect()}
+    if args.command in ("train", "finetune"):
+        from backend.training import run_training
+        return run_training(args, events)
+    if args.command == "evaluate":
+        from backend.evaluate import evaluate
+        return evaluate(args.prediction, args.reference, class_field=args.class_field, out=args.out, events=events)
+    if args.command == "synth":
+        from backend.synth.scene import generate_scene
+        from backend.synth.labels import sample_labels
+        scene = generate_scene(args.out, seed=args.seed, height=args.size, width=args.size, n_bands=args.bands)
+        sparse = os.path.join(args.out, "labels_sparse.tif")
+        counts = sample_labels(scene["labels"], sparse, per_class=args.per_class, seed=args.seed)
+        outputs = dict({k: scene[k] for k in ("hsi", "dsm", "labels")}, labels_sparse=sparse)
+        return {"outputs": outputs, "class_table": scene["classes"],
+                "metrics": {"sparse_labels_per_class": {str(k): v for k, v in counts.items()}}}
+    if args.command == "demo":
+        from backend.demo import run_demo
+        return run_demo(args.out, events, model_dir=args.model, device=args.device)
+    raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"unknown command {args.command}")
+
+
+def _on_signal(signum, frame):
+    raise LandFuseError(ErrorCode.CANCELLED, f"Cancelled (signal {signum}); no output was written.")
+
+
+def main(argv=None, stdout=None):
+    events = EventWriter(stdout)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        args = build_parser().parse_args(argv)
+        result = _run(args, events)
+    except LandFuseError as exc:
+        events.error(exc.code, exc.message, exc.hint)
+        if exc.code == ErrorCode.CANCELLED:
+            return 130
+        return 2 if exc.code == ErrorCode.BAD_ARGUMENTS else 1
+    except MemoryError:
+        events.error(ErrorCode.OUT_OF_MEMORY, "Ran out of memory.", "Try a smaller --tile-size or --batch-size.")
+        return 1
+    except Exception as exc:  # anything unexpected: report it, with the traceback on stderr
+        traceback.print_exc(file=sys.stderr)
+        events.error(ErrorCode.INTERNAL, f"Unexpected error: {type(exc).__name__}: {exc}",
+                     "This is a bug in LandFuse; the log (stderr) has the details.")
+        return 1
+    events.result(args.command, **result)
+    return 0

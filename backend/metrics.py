@@ -1,0 +1,43 @@
+"""Accuracy figures from a confusion matrix (rows = reference, columns = prediction)."""
+
+import numpy as np
+
+
+def confusion_matrix(reference, prediction, num_classes):
+    """Counts for class indices 0..num_classes-1; every pixel counted once."""
+    idx = reference.astype(np.int64) * num_classes + prediction.astype(np.int64)
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def summarize_confusion(cm, names):
+    cm = cm.astype(np.float64)
+    total = cm.sum()
+    diag = np.diag(cm)
+    ref_tot, pred_tot = cm.sum(1), cm.sum(0)
+    oa = diag.sum() / total if total else 0.0
+    expected = (ref_tot * pred_tot).sum() / (total * total) if total else 0.0
+    kappa = (oa - expected) / (1 - expected) if expected < 1 else 0.0
+    per_class = {}
+    f1s = []
+    for i, name in enumerate(names):
+        if ref_tot[i] == 0 and pred_tot[i] == 0:
+            continue
+        producer = diag[i] / ref_tot[i] if ref_tot[i] else 0.0
+        user = diag[i] / pred_tot[i] if pred_tot[i] else 0.0
+        f1 = 2 * producer * user / (producer + user) if producer + user else 0.0
+        iou = diag[i] / (ref_tot[i] + pred_tot[i] - diag[i]) if ref_tot[i] + pred_tot[i] - diag[i] else 0.0
+        if ref_tot[i]:
+            f1s.append(f1)
+        per_class[name] = {"producer_accuracy": round(producer, 4), "user_accuracy": round(user, 4),
+                           "f1": round(f1, 4), "iou": round(iou, 4), "support": int(ref_tot[i])}
+    present = ref_tot > 0
+    return {
+        "overall_accuracy": round(float(oa), 4),
+        "kappa": round(float(kappa), 4),
+        "mean_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
+        "average_accuracy": round(float(np.mean(diag[present] / ref_tot[present])), 4) if present.any() else 0.0,
+        "pixels": int(total),
+        "per_class": per_class,
+        "confusion_matrix": cm.astype(np.int64).tolist(),
+        "class_names": list(names),
+    }

@@ -1,0 +1,139 @@
+"""The model's inputs: which bands of which raster feed which input channel, and how they are scaled.
+
+One `ModalityReader` per modality (HSI first, then each aux in order). It knows the bands to read,
+the bands that are bad in this particular raster (filled with the training mean, i.e. 0 after
+normalisation, so a few broken bands never blank the map), and the normalisation stats.
+"""
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from backend import rasters
+from backend.protocol import ErrorCode, LandFuseError
+
+# A value-scale ratio beyond this factor between the input and the training data means the raster
+# stores reflectance with another scale (×1 vs ×100 vs ×10000): rescale by the nearest power of ten.
+SCALE_MISMATCH = 30.0
+
+
+@dataclass
+class ModalityReader:
+    name: str
+    kind: str
+    path: str
+    ds: object
+    source_count: int
+    read_bands: list          # 1-based raster bands actually read
+    slots: list               # input channel each read band fills
+    n_inputs: int
+    mean: np.ndarray = None
+    std: np.ndarray = None
+    scale: float = 1.0
+    used_bands: list = field(default_factory=list)  # 1-based raster bands the model's inputs map to
+
+    def read(self, window):
+        """Normalised input block (n_inputs, h, w) and pixel validity (h, w) for a window."""
+        data, valid = rasters.read_window(self.ds, self.read_bands, window)
+        if self.scale != 1.0:
+            data = data * self.scale
+        pixel_valid = valid.any(axis=0)
+        block = np.zeros((self.n_inputs,) + data.shape[1:], dtype=np.float32)
+        slots = np.asarray(self.slots)
+        normalised = (data - self.mean[slots, None, None]) / self.std[slots, None, None]
+        block[slots] = np.where(valid, normalised, 0.0)
+        return block, pixel_valid
+
+
+def _good_bands(ds, name, log):
+    flagged = rasters.bad_band_flags(ds)
+    empty = rasters.empty_bands(ds) - flagged
+    if flagged:
+        log(f"{name}: {len(flagged)} band(s) flagged bad in the metadata are dropped: {sorted(flagged)}")
+    if empty:
+        log(f"{name}: {len(empty)} band(s) without any valid pixel are dropped: {sorted(empty)}")
+    return [b for b in range(1, ds.count + 1) if b not in flagged and b not in empty], flagged | empty
+
+
+def _reader_for_training(name, kind, path, src, ds, log):
+    good, _ = _good_bands(src, name, log)
+    if not good:
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"The {name} raster has no valid band: {path}")
+    return ModalityReader(name=name, kind=kind, path=path, ds=ds, source_count=src.count, read_bands=good,
+                          slots=list(range(len(good))), n_inputs=len(good), used_bands=good)
+
+
+def _reader_for_model(spec, kind, path, src, ds, log):
+    name = spec["name"]
+    n_inputs = spec["bands"]
+    source = spec.get("source_bands", n_inputs)
+    used = spec.get("used_bands") or list(range(1, n_inputs + 1))
+    good, bad = _good_bands(src, name, log)
+    if src.count == source:
+        pairs = [(b, slot) for slot, b in enumerate(used) if b not in bad]
+        missing = [b for b in used if b in bad]
+        if missing:
+            log(f"{name}: {len(missing)} band(s) the model uses are bad in this raster and are filled "
+                f"with the training mean: {missing}", "warning")
+    elif len(good) == n_inputs:
+        pairs = [(b, slot) for slot, b in enumerate(good)]
+    else:
+        raise LandFuseError(
+            ErrorCode.BAND_MISMATCH,
+            f"The {name} raster {os.path.basename(path)} has {src.count} bands ({len(bad)} bad); "
+            f"the model expects {source} bands, of which it uses {n_inputs}.",
+            "Pick the raster the model was trained for, or train/fine-tune a model on this sensor.")
+    if not pairs:
+        raise LandFuseError(ErrorCode.BAND_MISMATCH,
+                            f"Every band the model uses is bad or empty in the {name} raster {path}.")
+    reader = ModalityReader(name=name, kind=kind, path=path, ds=ds, source_count=src.count,
+                            read_bands=[b for b, _ in pairs], slots=[s for _, s in pairs], n_inputs=n_inputs,
+                            mean=np.asarray(spec["mean"], np.float32), std=np.asarray(spec["std"], np.float32),
+                            used_bands=used)
+    trained = spec.get("typical_magnitude")
+    if trained:
+        current = rasters.typical_magnitude(src, reader.read_bands)
+        if current > 0:
+            ratio = current / trained
+            if ratio > SCALE_MISMATCH or ratio < 1 / SCALE_MISMATCH:
+                reader.scale = 10.0 ** -round(math.log10(ratio))
+                log(f"{name}: values are about {ratio:.3g}× those the model was trained on; "
+                    f"scaling them by {reader.scale:g} (reflectance stored with another scale factor)", "warning")
+    return reader
+
+
+@contextlib.contextmanager
+def open_modalities(hsi_path, aux_paths, specs=None, log=lambda message, level="info": None):
+    """Open the HSI and each aux (aligned on the HSI grid); yield (hsi dataset, [ModalityReader]).
+
+    With `specs` (the manifest's modalities) the band layout is checked against the model; without
+    them (training) every good band is used.
+    """
+    aux_paths = list(aux_paths or [])
+    with contextlib.ExitStack() as stack:
+        hsi = stack.enter_context(rasters.open_raster(hsi_path, "hyperspectral"))
+        if specs is not None and len(specs) != 1 + len(aux_paths):
+            names = ", ".join(s["name"] for s in specs[1:]) or "none"
+            raise LandFuseError(ErrorCode.BAND_MISMATCH,
+                                f"The model takes the HSI plus {len(specs) - 1} auxiliary raster(s) ({names}); "
+                                f"{len(aux_paths)} were given.",
+                                "Add or remove auxiliary layers to match the model.")
+        if rasters.dataset_crs(hsi) is None:
+            log("The hyperspectral raster has no usable CRS: the output will not be georeferenced.", "warning")
+        # (kind, path, the raster as stored: band metadata, the raster on the HSI grid: pixels)
+        datasets = [("hsi", hsi_path, hsi, hsi)]
+        for path in aux_paths:
+            aux = stack.enter_context(rasters.open_raster(path, "auxiliary"))
+            mode = rasters.check_overlap(hsi, aux, path)
+            datasets.append(("aux", path, aux, stack.enter_context(rasters.aligned_aux(hsi, aux, mode))))
+        readers = []
+        for i, (kind, path, src, ds) in enumerate(datasets):
+            if specs is None:
+                name = "hsi" if i == 0 else f"aux{i}"
+                readers.append(_reader_for_training(name, kind, path, src, ds, log))
+            else:
+                readers.append(_reader_for_model(specs[i], kind, path, src, ds, log))
+        yield hsi, readers

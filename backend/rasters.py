@@ -1,0 +1,186 @@
+"""Reading input rasters: validation, band metadata (bad bands), aux alignment onto the HSI grid.
+
+The HSI grid is the reference. Each aux raster is warped onto it on the fly (rasterio WarpedVRT,
+bilinear), so a window of any modality is read at the same pixel positions without ever holding a
+whole warped raster in memory.
+"""
+
+import contextlib
+import os
+import warnings
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from backend.protocol import ErrorCode, LandFuseError
+
+# A decimated read of at most this many pixels per side is enough to tell bands that are empty
+# everywhere and to estimate value scale, without reading a whole large raster.
+OVERVIEW_SIDE = 512
+
+
+def open_raster(path, role="input"):
+    """Open a raster for reading, turning every failure into a typed, readable error."""
+    if not path or not os.path.exists(path):
+        raise LandFuseError(ErrorCode.INPUT_NOT_FOUND, f"The {role} raster does not exist: {path}",
+                            "Check the path; the file may have been moved or deleted.")
+    if os.path.isdir(path):
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"The {role} path is a folder, not a raster: {path}")
+    if not os.access(path, os.R_OK):
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"The {role} raster cannot be read (permission denied): {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NotGeoreferencedWarning is handled by the caller
+            ds = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE,
+                            f"The {role} raster could not be opened as an image ({path}): {exc}",
+                            "The file may be truncated or not a raster format GDAL reads (GeoTIFF, ENVI, …).") from exc
+    if ds.count < 1 or ds.width < 1 or ds.height < 1:
+        ds.close()
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"The {role} raster holds no pixels: {path}")
+    return ds
+
+
+def dataset_crs(ds):
+    """The dataset's CRS, or None when it has none or GDAL cannot make sense of it."""
+    try:
+        crs = ds.crs
+        if crs is None or not crs.to_wkt():
+            return None
+        return crs
+    except Exception:  # malformed CRS strings in ENVI headers raise from deep inside GDAL
+        return None
+
+
+def is_georeferenced(ds):
+    return dataset_crs(ds) is not None and not ds.transform.is_identity
+
+
+def _parse_envi_list(text):
+    return [t.strip() for t in text.strip().strip("{}").split(",") if t.strip()]
+
+
+def bad_band_flags(ds):
+    """Bands flagged bad in metadata (`bbl` = 0), as a set of 1-based band numbers.
+
+    Read from per-band `bbl` items (GeoTIFFs written by EnMAP-Box and others) and from the ENVI
+    header's `bbl` list (GDAL exposes it in the ENVI metadata domain).
+    """
+    bad = set()
+    for b in range(1, ds.count + 1):
+        value = ds.tags(b).get("bbl")
+        if value is not None and value.strip() in ("0", "0.0", "false", "False"):
+            bad.add(b)
+    envi_bbl = ds.tags(ns="ENVI").get("bbl")
+    if envi_bbl:
+        flags = _parse_envi_list(envi_bbl)
+        if len(flags) == ds.count:
+            bad.update(i + 1 for i, f in enumerate(flags) if float(f) == 0)
+    return bad
+
+
+def valid_mask(ds, data, indexes, window=None):
+    """Per-band validity of `data` (bands, rows, cols): GDAL's mask, the nodata value and NaN."""
+    masks = ds.read_masks(indexes, window=window) > 0
+    valid = masks & np.isfinite(data)
+    if ds.nodata is not None and not np.isnan(ds.nodata):
+        valid &= data != ds.nodata
+    return valid
+
+
+@contextlib.contextmanager
+def _reading(ds):
+    """Turn a read failure deep inside a file (truncated, corrupt blocks) into a typed error."""
+    try:
+        yield
+    except RasterioIOError as exc:
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE,
+                            f"Reading {os.path.basename(ds.name)} failed: the file is damaged or truncated ({exc}).",
+                            "Re-export or re-download the raster.") from exc
+
+
+def _overview(ds, indexes):
+    """A decimated read (nearest) of the given bands and their validity."""
+    with _reading(ds):
+        return _overview_unchecked(ds, indexes)
+
+
+def _overview_unchecked(ds, indexes):
+    scale = max(ds.width, ds.height) / OVERVIEW_SIDE
+    shape = (len(indexes), max(1, int(round(ds.height / max(scale, 1)))), max(1, int(round(ds.width / max(scale, 1)))))
+    data = ds.read(indexes, out_shape=shape, resampling=Resampling.nearest).astype(np.float32)
+    masks = ds.read_masks(indexes, out_shape=shape, resampling=Resampling.nearest) > 0
+    valid = masks & np.isfinite(data)
+    if ds.nodata is not None and not np.isnan(ds.nodata):
+        valid &= data != ds.nodata
+    return data, valid
+
+
+def empty_bands(ds):
+    """1-based bands with no valid pixel in a decimated read (nodata everywhere)."""
+    indexes = list(range(1, ds.count + 1))
+    _, valid = _overview(ds, indexes)
+    return {b for b, v in zip(indexes, valid) if not v.any()}
+
+
+def typical_magnitude(ds, indexes):
+    """Median absolute valid value of the given bands (decimated): tells reflectance ×1 from ×10000."""
+    data, valid = _overview(ds, indexes)
+    values = np.abs(data[valid])
+    return float(np.median(values)) if values.size else 0.0
+
+
+def check_overlap(hsi, aux, path):
+    """Aux must carry a CRS (or both carry none and share the pixel grid) and overlap the HSI."""
+    hsi_crs, aux_crs = dataset_crs(hsi), dataset_crs(aux)
+    if hsi_crs is None or aux_crs is None:
+        if hsi_crs is None and aux_crs is None and (aux.width, aux.height) == (hsi.width, hsi.height):
+            return "pixel"  # neither is georeferenced; co-registered by array position
+        which = "the HSI" if hsi_crs is None else f"the auxiliary raster {os.path.basename(path)}"
+        raise LandFuseError(ErrorCode.NO_CRS,
+                            f"Cannot line up the rasters: {which} has no usable coordinate reference system.",
+                            "Assign the CRS in QGIS (Layer Properties → Source) or with gdal_edit.py -a_srs, "
+                            "or give rasters of identical size that are co-registered pixel by pixel.")
+    from rasterio.warp import transform_bounds
+    try:
+        left, bottom, right, top = transform_bounds(aux_crs, hsi_crs, *aux.bounds, densify_pts=21)
+    except Exception as exc:
+        raise LandFuseError(ErrorCode.CRS_NO_OVERLAP,
+                            f"The auxiliary raster {os.path.basename(path)} cannot be transformed into the HSI's CRS: {exc}") from exc
+    h = hsi.bounds
+    if not (left < h.right and right > h.left and bottom < h.top and top > h.bottom) or not np.all(
+            np.isfinite([left, bottom, right, top])):
+        raise LandFuseError(ErrorCode.CRS_NO_OVERLAP,
+                            f"The auxiliary raster {os.path.basename(path)} does not overlap the hyperspectral image.",
+                            "Check that both layers cover the same area and carry the right CRS.")
+    return "warp"
+
+
+def aligned_aux(hsi, aux, mode):
+    """A dataset that reads `aux` on the HSI grid (a WarpedVRT unless both share a bare pixel grid)."""
+    if mode == "pixel":
+        return contextlib.nullcontext(aux)
+    kwargs = dict(crs=dataset_crs(hsi), transform=hsi.transform, width=hsi.width, height=hsi.height,
+                  resampling=Resampling.bilinear)
+    if aux.nodata is None:
+        # Without a nodata value the warper would fill outside the aux extent with 0, a valid
+        # height: an alpha band marks those pixels invalid through the mask instead.
+        kwargs["add_alpha"] = True
+    return WarpedVRT(aux, **kwargs)
+
+
+def read_window(ds, indexes, window):
+    """Read bands as float32 plus their per-band validity for a window."""
+    with _reading(ds):
+        data = ds.read(indexes, window=window).astype(np.float32, copy=False)
+        return data, valid_mask(ds, data, indexes, window=window)
+
+
+def full_window(ds):
+    return Window(0, 0, ds.width, ds.height)
+

@@ -1,0 +1,35 @@
+import json
+
+import numpy as np
+
+from backend.evaluate import evaluate
+from backend.metrics import confusion_matrix, summarize_confusion
+from tests.backend.conftest import write_raster
+
+
+def test_metrics_from_a_known_confusion_matrix():
+    ref = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 2])
+    pred = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2, 0])
+    cm = confusion_matrix(ref, pred, 3)
+    assert cm.tolist() == [[2, 1, 0], [0, 2, 0], [1, 0, 4]]
+    s = summarize_confusion(cm, ["a", "b", "c"])
+    assert s["overall_accuracy"] == 0.8 and s["pixels"] == 10
+    # kappa: po = 0.8, pe = (3*3 + 2*3 + 5*4) / 100 = 0.35
+    assert abs(s["kappa"] - (0.8 - 0.35) / 0.65) < 1e-4
+    assert s["per_class"]["c"]["producer_accuracy"] == 0.8 and s["per_class"]["b"]["user_accuracy"] == 0.6667
+
+
+def test_evaluate_counts_each_reference_pixel_once_and_reports_nodata(tmp_path):
+    ref = np.zeros((10, 10), np.uint8)
+    ref[:5] = 1
+    ref[5:] = 2
+    pred = ref.copy()
+    pred[0, :4] = 2      # 4 errors
+    pred[9, :2] = 0      # 2 reference pixels left unclassified
+    r = write_raster(tmp_path / "r.tif", ref, dtype="uint8", nodata=0)
+    p = write_raster(tmp_path / "p.tif", pred, dtype="uint8", nodata=0)
+    result = evaluate(p, r, out=str(tmp_path / "rep.json"))
+    m = result["metrics"]
+    assert m["pixels"] == 98 and m["reference_pixels"] == 100 and m["unclassified_reference_pixels"] == 2
+    assert m["overall_accuracy"] == round(94 / 98, 4)
+    assert json.load(open(tmp_path / "rep.json"))["overall_accuracy"] == m["overall_accuracy"]
