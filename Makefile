@@ -54,5 +54,12 @@ demo: $(STAMPS)/backend
 bench: $(STAMPS)/backend
 	$(VPY) benchmarks/run.py
 
+package:
+	$(PYTHON) scripts/package_plugin.py
+
+validate: package $(STAMPS)/backend
+	$(VPY) -m pip install --quiet --disable-pip-version-check bandit
+	$(VPY) scripts/validate_plugin.py dist/landfuse-$(VERSION).zip
+
 clean:
 	rm -rf $(STAMPS) demo_output dist build .pytest_cache

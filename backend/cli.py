@@ -122,7 +122,11 @@ def main(argv=None, stdout=None):
     signal.signal(signal.SIGINT, _on_signal)
     try:
         args = build_parser().parse_args(argv)
-        result = _run(args, events)
+        import rasterio
+        # GDAL's block cache defaults to 5 % of RAM and fills up as windows stream through, so peak
+        # memory would grow with the raster; a fixed cache keeps windowed work flat.
+        with rasterio.Env(GDAL_CACHEMAX=int(os.environ.get("LANDFUSE_GDAL_CACHE_MB", "256"))):
+            result = _run(args, events)
     except LandFuseError as exc:
         events.error(exc.code, exc.message, exc.hint)
         if exc.code == ErrorCode.CANCELLED:

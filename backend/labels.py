@@ -3,6 +3,7 @@ points with a class field), brought onto the HSI grid."""
 
 import json
 import os
+import re
 
 import numpy as np
 import rasterio
@@ -105,19 +106,26 @@ def _vector_labels(path, ref, class_field, class_table):
         raise LandFuseError(ErrorCode.BAD_LABELS,
                             f"The label layer has no field {class_field!r}; it has: {', '.join(names)}.")
     column = fields[names.index(class_field)]
+    # Layers made by the plugin (or by hand) may carry a name and a colour beside a numeric class:
+    # those become the class table, so a legend drawn in QGIS reaches the model unchanged.
+    lowered = {n.lower(): i for i, n in enumerate(names) if n != class_field}
+    name_column = next((fields[lowered[f]] for f in ("class_name", "classname", "name") if f in lowered), None)
+    color_column = next((fields[lowered[f]] for f in ("color", "colour") if f in lowered), None)
     by_name = {c["name"].lower(): c for c in class_table or []}
     by_value = {c["value"]: c for c in class_table or []}
     classes = {}
     shapes = []
     src_crs = meta.get("crs")
     dst_crs = rasters.dataset_crs(ref)
-    for wkb, raw in zip(geoms, column):
+    for row, (wkb, raw) in enumerate(zip(geoms, column)):
         if wkb is None or raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
             continue
         text = str(raw).strip()
         if text.lstrip("-").isdigit():
             value = int(text)
-            cls = by_value.get(value, {"value": value, "name": f"class_{value}", "color": default_color(value)})
+            cls = by_value.get(value) or {"value": value, "name": _field_text(name_column, row) or f"class_{value}",
+                                          "color": _field_color(color_column, row) or default_color(value)}
+            by_value[value] = cls
         elif text.lower() in by_name:
             cls = by_name[text.lower()]
         else:
@@ -136,6 +144,20 @@ def _vector_labels(path, ref, class_field, class_table):
         raise LandFuseError(ErrorCode.BAD_LABELS, f"The label layer holds no labelled feature: {path}")
     data = rasterize(shapes, out_shape=(ref.height, ref.width), transform=ref.transform, fill=0, dtype="int32")
     return data, [classes[v] for v in sorted(classes)]
+
+
+def _field_text(column, row):
+    if column is None or column[row] is None:
+        return None
+    text = str(column[row]).strip()
+    return text or None
+
+
+def _field_color(column, row):
+    text = _field_text(column, row)
+    if text and re.fullmatch(r"#[0-9a-fA-F]{6}", text):
+        return text.lower()
+    return None
 
 
 def load_labels(path, ref, class_field=None, class_table=None):

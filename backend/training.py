@@ -18,6 +18,7 @@ from backend.labels import load_labels
 from backend.metrics import confusion_matrix, summarize_confusion
 from backend.package import load_model, save_package, sha256_file
 from backend.protocol import ErrorCode, LandFuseError
+from backend.spectral import band_wavelengths
 from backend.tiles import iter_tiles
 
 DEFAULT_EPOCHS = {"tiny": 40, "m3amba": 40, "bdgf": 40}
@@ -223,7 +224,8 @@ def run_training(args, events):
         labels, label_classes = load_labels(args.labels, ref, args.class_field,
                                             base_manifest["classes"] if finetune else None)
         arrays, valid = load_scene(readers, ref.height, ref.width, log)
-        wavelengths = _wavelengths(ref, readers[0].used_bands)
+        centres, _, _ = band_wavelengths(ref)
+        wavelengths = [round(centres[b - 1], 3) for b in readers[0].used_bands] if centres else None
     classes = _class_table(base_manifest["classes"] if finetune else None, label_classes)
     index_of = {c["value"]: i for i, c in enumerate(classes)}
     targets = np.full(labels.shape, -1, np.int64)
@@ -297,7 +299,7 @@ def run_training(args, events):
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimiser.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         if has_val:
             pred = predict_scene(net, arrays, halo, dev, rows=val_t >= 0)
             score = float((pred[val_t >= 0] == val_t[val_t >= 0]).mean())
@@ -327,17 +329,6 @@ def run_training(args, events):
     saved = save_package(out_dir, manifest, net.state_dict(), _card(manifest, command))
     return {"outputs": {"model": out_dir}, "metrics": metrics, "timings": {"total_s": seconds},
             "class_table": saved["classes"]}
-
-
-def _wavelengths(ref, used_bands):
-    values = []
-    for b in used_bands:
-        tag = ref.tags(b).get("wavelength")
-        try:
-            values.append(float(tag))
-        except (TypeError, ValueError):
-            return None
-    return values
 
 
 def _manifest(args, arch, params, readers, magnitudes, specs, wavelengths, classes, halo, metrics,

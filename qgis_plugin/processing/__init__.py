@@ -1,0 +1,1 @@
+"""The LandFuse Processing provider: one algorithm per file."""
