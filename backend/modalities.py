@@ -18,6 +18,10 @@ from backend.protocol import ErrorCode, LandFuseError
 # A value-scale ratio beyond this factor between the input and the training data means the raster
 # stores reflectance with another scale (×1 vs ×100 vs ×10000): rescale by the nearest power of ten.
 SCALE_MISMATCH = 30.0
+# Aux rasters are read relative to their scene's 2nd percentile: a DSM then measures height above
+# the scene's ground instead of elevation above sea level, which differs from scene to scene and
+# would otherwise be learned as if it meant something (SAR in dB keeps its contrasts the same way).
+SCENE_OFFSET = "p2"
 
 
 @dataclass
@@ -33,6 +37,7 @@ class ModalityReader:
     mean: np.ndarray = None
     std: np.ndarray = None
     scale: float = 1.0
+    offset: np.ndarray = None  # per read band, subtracted after scaling (scene_offset, see below)
     used_bands: list = field(default_factory=list)  # 1-based raster bands the model's inputs map to
 
     def read(self, window):
@@ -40,6 +45,8 @@ class ModalityReader:
         data, valid = rasters.read_window(self.ds, self.read_bands, window)
         if self.scale != 1.0:
             data = data * self.scale
+        if self.offset is not None:
+            data = data - self.offset[:, None, None]
         pixel_valid = valid.any(axis=0)
         block = np.zeros((self.n_inputs,) + data.shape[1:], dtype=np.float32)
         slots = np.asarray(self.slots)
@@ -93,6 +100,9 @@ def _reader_for_model(spec, kind, path, src, ds, log):
                             read_bands=[b for b, _ in pairs], slots=[s for _, s in pairs], n_inputs=n_inputs,
                             mean=np.asarray(spec["mean"], np.float32), std=np.asarray(spec["std"], np.float32),
                             used_bands=used)
+    if spec.get("scene_offset") == SCENE_OFFSET:
+        reader.offset = rasters.low_level(ds, reader.read_bands)  # over the HSI extent, as in training
+        log(f"{name}: values taken relative to the scene's low level ({SCENE_OFFSET}: {reader.offset.round(2).tolist()})")
     trained = spec.get("typical_magnitude")
     if trained:
         current = rasters.typical_magnitude(src, reader.read_bands)

@@ -104,7 +104,7 @@ def _reading(ds):
                             "Re-export or re-download the raster.") from exc
 
 
-def _overview(ds, indexes):
+def overview(ds, indexes):
     """A decimated read (nearest) of the given bands and their validity."""
     with _reading(ds):
         return _overview_unchecked(ds, indexes)
@@ -124,15 +124,22 @@ def _overview_unchecked(ds, indexes):
 def empty_bands(ds):
     """1-based bands with no valid pixel in a decimated read (nodata everywhere)."""
     indexes = list(range(1, ds.count + 1))
-    _, valid = _overview(ds, indexes)
+    _, valid = overview(ds, indexes)
     return {b for b, v in zip(indexes, valid) if not v.any()}
 
 
 def typical_magnitude(ds, indexes):
     """Median absolute valid value of the given bands (decimated): tells reflectance ×1 from ×10000."""
-    data, valid = _overview(ds, indexes)
+    data, valid = overview(ds, indexes)
     values = np.abs(data[valid])
     return float(np.median(values)) if values.size else 0.0
+
+
+def low_level(ds, indexes, percentile=2.0):
+    """Per-band low percentile of valid values (decimated): the ground level of a DSM."""
+    data, valid = overview(ds, indexes)
+    return np.array([np.percentile(d[v], percentile) if v.any() else 0.0 for d, v in zip(data, valid)],
+                    dtype=np.float32)
 
 
 def check_overlap(hsi, aux, path):

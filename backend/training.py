@@ -50,9 +50,15 @@ def load_scene(readers, height, width, log):
 
 
 def set_normalisation(reader):
-    """Per-band mean/std of valid pixels (decimated read), and the value magnitude for scale checks."""
+    """Per-band mean/std of valid pixels (decimated read), and the value magnitude for scale checks.
+
+    Aux modalities are first made relative to the scene's low level (see modalities.SCENE_OFFSET).
+    """
     from backend import rasters
-    data, ok = rasters._overview(reader.ds, reader.read_bands)
+    data, ok = rasters.overview(reader.ds, reader.read_bands)
+    if reader.kind == "aux":
+        reader.offset = rasters.low_level(reader.ds, reader.read_bands)
+        data = data - reader.offset[:, None, None]
     means, stds = [], []
     for band, band_ok in zip(data, ok):
         values = band[band_ok]
@@ -344,6 +350,8 @@ def _manifest(args, arch, params, readers, magnitudes, specs, wavelengths, class
                "bands": reader.n_inputs, "source_bands": reader.source_count, "used_bands": list(reader.used_bands),
                "mean": [round(float(v), 6) for v in reader.mean], "std": [round(float(v), 6) for v in reader.std],
                "typical_magnitude": magnitudes[i], "source_file": os.path.basename(reader.path)}
+        if reader.kind == "aux":
+            mod["scene_offset"] = modalities.SCENE_OFFSET
         if i == 0 and wavelengths:
             mod["wavelengths_nm"] = wavelengths
         modalities_out.append(mod)

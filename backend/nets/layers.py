@@ -1,0 +1,24 @@
+"""Small layers shared by the dense networks."""
+
+import torch
+from torch import nn
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels of each pixel of a (B, C, H, W) map.
+
+    Used instead of GroupNorm/BatchNorm in the dense networks: its statistics are per pixel, so the
+    output of a pixel never depends on the rest of the tile (tiled inference stays consistent with
+    whole-image inference) nor on the batch size (training batches can be tiny)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x):
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
