@@ -60,7 +60,8 @@ def build_parser():
     p.add_argument("--prediction", required=True)
     p.add_argument("--reference", required=True, help="reference label raster or vector file")
     p.add_argument("--class-field")
-    p.add_argument("--out", help="write the report as JSON here too")
+    p.add_argument("--out-json", help="write the report as JSON")
+    p.add_argument("--out-html", help="write the report as HTML")
 
     p = sub.add_parser("synth", help="generate a synthetic multimodal scene (HSI + DSM + labels)")
     p.add_argument("--out", required=True, help="folder to write the scene into")
@@ -68,6 +69,21 @@ def build_parser():
     p.add_argument("--size", type=int, default=256, help="rows and columns")
     p.add_argument("--bands", type=int, default=64)
     p.add_argument("--per-class", type=int, default=100, help="sparse training labels per class (labels_sparse.tif)")
+
+    p = sub.add_parser("benchmark", help="networks vs a random forest on a standard dataset, several seeds")
+    p.add_argument("--dataset", required=True,
+                   choices=["trento", "houston2013", "muufl", "augsburg", "dfc2018_crop", "indian_pines_msi"])
+    p.add_argument("--data-dir", required=True, help="folder holding the dataset's official files")
+    p.add_argument("--arch", nargs="+", help="m3amba | bdgf | tiny | random_forest (default: m3amba bdgf random_forest)")
+    p.add_argument("--seeds", type=int, default=3, help="runs per architecture (seeds 0..N-1)")
+    p.add_argument("--per-class", type=int, default=None, help="train on at most N labelled px per class (seeded)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--train-size", help="muufl only (no official split): N per class or P%% (default 20)")
+    p.add_argument("--skip-checksums", action="store_true",
+                   help="run on files whose SHA-256 differs from the official one (warn instead of refusing)")
+    p.add_argument("--resume", action="store_true", help="reuse finished runs found in --out")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--out", required=True, help="folder for the prepared data, runs and results tables")
 
     p = sub.add_parser("demo", help="make the demo scene, classify it with a bundled model, report")
     p.add_argument("--out", default="demo_output")
@@ -96,7 +112,8 @@ def _run(args, events):
         return run_training(args, events)
     if args.command == "evaluate":
         from backend.evaluate import evaluate
-        return evaluate(args.prediction, args.reference, class_field=args.class_field, out=args.out, events=events)
+        return evaluate(args.prediction, args.reference, class_field=args.class_field,
+                        out_json=args.out_json, out_html=args.out_html, events=events)
     if args.command == "synth":
         from backend.synth.scene import generate_scene
         from backend.synth.labels import sample_labels
@@ -106,6 +123,9 @@ def _run(args, events):
         outputs = dict({k: scene[k] for k in ("hsi", "dsm", "labels")}, labels_sparse=sparse)
         return {"outputs": outputs, "class_table": scene["classes"],
                 "metrics": {"sparse_labels_per_class": {str(k): v for k, v in counts.items()}}}
+    if args.command == "benchmark":
+        from backend.benchmark import run_benchmark
+        return run_benchmark(args, events)
     if args.command == "demo":
         from backend.demo import run_demo
         return run_demo(args.out, events, model_dir=args.model, device=args.device)

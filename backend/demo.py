@@ -17,7 +17,7 @@ from backend.protocol import ErrorCode, LandFuseError
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_SEED = 2026
 DEMO_SIZE = 256
-DEMO_MODEL = os.path.join(REPO, "models", "demo-tiny")
+DEMO_MODEL = os.path.join(REPO, "models", "demo-m3amba")
 
 
 def run_demo(out_dir, events, model_dir=None, device="auto"):
@@ -35,14 +35,13 @@ def run_demo(out_dir, events, model_dir=None, device="auto"):
     confidence = os.path.join(out_dir, "confidence.tif")
     result = classify(scene["hsi"], aux, model_dir, out, events, confidence=confidence, device=device)
     report_path = os.path.join(out_dir, "accuracy.json")
-    report = evaluate(out, scene["labels"], out=report_path, events=events)["metrics"]
+    report = evaluate(out, scene["labels"], out_json=report_path, events=events)["metrics"]
     preview = os.path.join(out_dir, "preview.png")
     with rasterio.open(scene["hsi"]) as hsi, rasterio.open(out) as classes:
         render_preview(hsi, classes, result["class_table"], preview)
     outputs = dict(result["outputs"], report=report_path, preview=preview, scene_hsi=scene["hsi"],
                    scene_dsm=scene["dsm"], reference=scene["labels"])
-    summary = {"overall_accuracy": report["overall_accuracy"], "kappa": report["kappa"],
-               "mean_f1": report["mean_f1"], "pixels": report["pixels"]}
+    summary = {k: report[k] for k in ("oa", "aa", "kappa", "mean_f1", "n_pixels")}
     events.log("Demo outputs:\n" + "\n".join(f"  {k}: {v}" for k, v in outputs.items()))
     with open(os.path.join(out_dir, "demo_summary.json"), "w", encoding="utf-8") as f:
         json.dump({"model": os.path.basename(model_dir), "outputs": outputs, "accuracy": summary}, f, indent=2)

@@ -1,4 +1,8 @@
-"""`evaluate`: accuracy of a class raster against reference labels (raster or vector)."""
+"""`evaluate`: accuracy of a class raster against reference labels (raster or vector).
+
+Every labelled reference pixel counts once; one the prediction left as nodata (0) counts as wrong
+(it appears in the confusion matrix under the column "nodata").
+"""
 
 import json
 import os
@@ -9,36 +13,46 @@ from backend import rasters
 from backend.labels import class_table_of, load_labels
 from backend.metrics import confusion_matrix, summarize_confusion
 from backend.output import check_writable
+from backend.report import render_html
+
+NODATA_NAME = "nodata"
 
 
-def evaluate(prediction, reference, class_field=None, out=None, events=None):
-    if out:
-        check_writable(out, "report")
+def _write_atomic(path, text):
+    tmp = path + ".part"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def evaluate(prediction, reference, class_field=None, out_json=None, out_html=None, events=None):
+    for path, what in ((out_json, "JSON report"), (out_html, "HTML report")):
+        if path:
+            check_writable(path, what)
     with rasters.open_raster(prediction, "prediction") as pred_ds:
         table = class_table_of(pred_ds)
         ref, ref_classes = load_labels(reference, pred_ds, class_field, list(table.values()) or None)
         pred = pred_ds.read(1).astype(np.int64)
     values = sorted(set(table) | {c["value"] for c in ref_classes})
     names = {**{c["value"]: c["name"] for c in ref_classes}, **{v: c["name"] for v, c in table.items()}}
-    index = np.zeros(256, np.int64)
+    index = np.full(256, len(values), np.int64)  # anything not a class (0 = nodata) → the last column
     index[values] = np.arange(len(values))
     labelled = ref > 0
-    unclassified = labelled & (pred == 0)  # reference pixels the map left as nodata
-    mask = labelled & (pred > 0)
-    cm = confusion_matrix(index[ref[mask]], index[np.clip(pred[mask], 0, 255)], len(values))
-    report = summarize_confusion(cm, [names.get(v, f"class_{v}") for v in values])
+    cm = confusion_matrix(index[ref[labelled]], index[np.clip(pred[labelled], 0, 255)], len(values) + 1)
+    report = summarize_confusion(cm, [names.get(v, f"class_{v}") for v in values] + [NODATA_NAME])
+    report["per_class"].pop(NODATA_NAME, None)
     report["class_values"] = values
-    report["reference_pixels"] = int(labelled.sum())
-    report["unclassified_reference_pixels"] = int(unclassified.sum())
+    report["unclassified_reference_pixels"] = int((labelled & (pred == 0)).sum())
     outputs = {}
-    if out:
-        tmp = out + ".part"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"prediction": os.path.abspath(prediction), "reference": os.path.abspath(reference),
-                       **report}, f, indent=2)
-        os.replace(tmp, out)
-        outputs["report"] = os.path.abspath(out)
+    if out_json:
+        _write_atomic(out_json, json.dumps({"prediction": os.path.abspath(prediction),
+                                            "reference": os.path.abspath(reference), **report}, indent=2))
+        outputs["json"] = os.path.abspath(out_json)
+    if out_html:
+        _write_atomic(out_html, render_html(report, prediction=os.path.abspath(prediction),
+                                            reference=os.path.abspath(reference)))
+        outputs["html"] = os.path.abspath(out_html)
     if events:
-        events.log(f"Overall accuracy {report['overall_accuracy']:.4f}, kappa {report['kappa']:.4f} "
-                   f"on {report['pixels']} reference pixels")
+        events.log(f"Overall accuracy {report['oa']:.4f}, average accuracy {report['aa']:.4f}, "
+                   f"kappa {report['kappa']:.4f} on {report['n_pixels']} reference pixels")
     return {"outputs": outputs, "metrics": report}

@@ -6,7 +6,6 @@ import os
 import re
 
 import numpy as np
-import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 

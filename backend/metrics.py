@@ -28,15 +28,16 @@ def summarize_confusion(cm, names):
         iou = diag[i] / (ref_tot[i] + pred_tot[i] - diag[i]) if ref_tot[i] + pred_tot[i] - diag[i] else 0.0
         if ref_tot[i]:
             f1s.append(f1)
-        per_class[name] = {"producer_accuracy": round(producer, 4), "user_accuracy": round(user, 4),
+        per_class[name] = {"precision": round(user, 4), "recall": round(producer, 4),
                            "f1": round(f1, 4), "iou": round(iou, 4), "support": int(ref_tot[i])}
     present = ref_tot > 0
+    # Fractions 0-1. precision = user's accuracy, recall = producer's accuracy; AA = mean recall.
     return {
-        "overall_accuracy": round(float(oa), 4),
+        "oa": round(float(oa), 4),
+        "aa": round(float(np.mean(diag[present] / ref_tot[present])), 4) if present.any() else 0.0,
         "kappa": round(float(kappa), 4),
         "mean_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
-        "average_accuracy": round(float(np.mean(diag[present] / ref_tot[present])), 4) if present.any() else 0.0,
-        "pixels": int(total),
+        "n_pixels": int(total),
         "per_class": per_class,
         "confusion_matrix": cm.astype(np.int64).tolist(),
         "class_names": list(names),

@@ -192,7 +192,7 @@ def _card(manifest, command):
              f"- epochs: {manifest['training']['epochs_run']} (best {manifest['training']['best_epoch']}), "
              f"{manifest['training']['seconds']} s on {manifest['training']['device']}", "",
              "## Validation (held-out blocks, every pixel counted once)",
-             f"- overall accuracy {m.get('overall_accuracy')}, kappa {m.get('kappa')}, mean F1 {m.get('mean_f1')}", "",
+             f"- overall accuracy {m.get('oa')}, average accuracy {m.get('aa')}, kappa {m.get('kappa')}, mean F1 {m.get('mean_f1')}", "",
              "| class | F1 | validation pixels |", "|---|---|---|"]
     for name, row in m.get("per_class", {}).items():
         lines.append(f"| {name} | {row.get('f1')} | {row.get('support')} |")

@@ -50,23 +50,10 @@ class ModelEntry:
             bands = m["bands"] if m.get("source_bands", m["bands"]) == m["bands"] else f"{m['source_bands']} (uses {m['bands']})"
             lines.append(f"{role}: {m['name']} — {bands} bands")
         lines.append(f"{len(s['classes'])} classes: " + ", ".join(c["name"] for c in s["classes"]))
-        oa = _overall_accuracy(s.get("metrics"))
-        if oa is not None:
+        oa = (s.get("metrics") or {}).get("oa")
+        if isinstance(oa, (int, float)):
             lines.append(f"overall accuracy: {oa:.3f}")
         return "\n".join(lines)
-
-
-def _overall_accuracy(metrics):
-    """OA from the manifest's metrics, at the top level or one level down (per split)."""
-    if not isinstance(metrics, dict):
-        return None
-    value = metrics.get("overall_accuracy")
-    if isinstance(value, (int, float)):
-        return float(value)
-    for sub in metrics.values():
-        if isinstance(sub, dict) and isinstance(sub.get("overall_accuracy"), (int, float)):
-            return float(sub["overall_accuracy"])
-    return None
 
 
 def load_entry(path, bundled=False):

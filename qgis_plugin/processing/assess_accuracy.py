@@ -1,16 +1,12 @@
 """landfuse:assess_accuracy — a class raster against reference labels: OA, AA, κ, per class,
 confusion matrix, as an HTML report (shown in Processing's Results Viewer) and JSON."""
 
-import json
-import os
-
 from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
                        QgsProcessingParameterField, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorLayer, QgsProcessing)
 
 from ..labels import CLASS_FIELD, class_field_of, export_labels
 from ..preflight import Preflight, check_labels, raster_path
-from ..report import average_accuracy, render_html
 from .common import LandFuseAlgorithm, temp_path, tr
 
 
@@ -77,10 +73,8 @@ class AssessAccuracy(LandFuseAlgorithm):
             if not count:
                 raise QgsProcessingException(tr("The reference layer has no labelled feature."))
             self._reference_args = ["--reference", path, "--class-field", CLASS_FIELD]
-            self._reference_label = f"{ref_vector.name()} ({field})"
         else:
             self._reference_args = ["--reference", raster_path(ref_raster)]
-            self._reference_label = raster_path(ref_raster)
         self._open = self.parameterAsBoolean(parameters, "OPEN_REPORT", context)
         self._html = None
         return True
@@ -90,18 +84,14 @@ class AssessAccuracy(LandFuseAlgorithm):
         json_path = None
         if parameters.get("OUTPUT_JSON") not in (None, ""):
             json_path = self.parameterAsFileOutput(parameters, "OUTPUT_JSON", context) or None
-        args = ["--prediction", self._prediction] + self._reference_args
+        # The backend writes both reports (atomically); the plugin only shows them.
+        args = ["--prediction", self._prediction] + self._reference_args + ["--out-html", html_path]
         if json_path:
-            args += ["--out", json_path]
+            args += ["--out-json", json_path]
         result = self.run_backend("evaluate", args, feedback)
         metrics = result.get("metrics") or {}
-        with open(html_path, "w", encoding="utf-8") as f:
-            f.write(render_html(result, prediction=self._prediction, reference=self._reference_label))
-        if json_path and not os.path.exists(json_path):
-            with open(json_path, "w", encoding="utf-8") as f:
-                json.dump(metrics, f, indent=1)
         self._html = html_path
-        oa, kappa, aa = metrics.get("overall_accuracy"), metrics.get("kappa"), average_accuracy(metrics)
+        oa, kappa, aa = metrics.get("oa"), metrics.get("kappa"), metrics.get("aa")
         feedback.pushInfo(f"OA {oa}, AA {aa}, kappa {kappa}")
         return {"OUTPUT_HTML": html_path, "OUTPUT_JSON": json_path, "OVERALL_ACCURACY": oa,
                 "AVERAGE_ACCURACY": aa, "KAPPA": kappa}

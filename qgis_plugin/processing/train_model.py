@@ -83,7 +83,7 @@ class TrainModel(LandFuseAlgorithm):
         result = self.run_backend(self.command, args, feedback)
         self._out = (result.get("outputs") or {}).get("model", out)
         metrics = result.get("metrics") or {}
-        oa = metrics.get("overall_accuracy")
+        oa = metrics.get("oa")
         if isinstance(oa, (int, float)):
             feedback.pushInfo(f"Validation overall accuracy: {oa:.3f}")
         return {"OUTPUT_MODEL": self._out, "OVERALL_ACCURACY": oa if isinstance(oa, (int, float)) else None}

@@ -13,10 +13,10 @@ def test_metrics_from_a_known_confusion_matrix():
     cm = confusion_matrix(ref, pred, 3)
     assert cm.tolist() == [[2, 1, 0], [0, 2, 0], [1, 0, 4]]
     s = summarize_confusion(cm, ["a", "b", "c"])
-    assert s["overall_accuracy"] == 0.8 and s["pixels"] == 10
+    assert s["oa"] == 0.8 and s["n_pixels"] == 10 and s["aa"] == round((2 / 3 + 1 + 0.8) / 3, 4)
     # kappa: po = 0.8, pe = (3*3 + 2*3 + 5*4) / 100 = 0.35
     assert abs(s["kappa"] - (0.8 - 0.35) / 0.65) < 1e-4
-    assert s["per_class"]["c"]["producer_accuracy"] == 0.8 and s["per_class"]["b"]["user_accuracy"] == 0.6667
+    assert s["per_class"]["c"]["recall"] == 0.8 and s["per_class"]["b"]["precision"] == 0.6667
 
 
 def test_evaluate_counts_each_reference_pixel_once_and_reports_nodata(tmp_path):
@@ -28,8 +28,12 @@ def test_evaluate_counts_each_reference_pixel_once_and_reports_nodata(tmp_path):
     pred[9, :2] = 0      # 2 reference pixels left unclassified
     r = write_raster(tmp_path / "r.tif", ref, dtype="uint8", nodata=0)
     p = write_raster(tmp_path / "p.tif", pred, dtype="uint8", nodata=0)
-    result = evaluate(p, r, out=str(tmp_path / "rep.json"))
+    result = evaluate(p, r, out_json=str(tmp_path / "rep.json"), out_html=str(tmp_path / "rep.html"))
     m = result["metrics"]
-    assert m["pixels"] == 98 and m["reference_pixels"] == 100 and m["unclassified_reference_pixels"] == 2
-    assert m["overall_accuracy"] == round(94 / 98, 4)
-    assert json.load(open(tmp_path / "rep.json"))["overall_accuracy"] == m["overall_accuracy"]
+    # The 2 reference pixels left as nodata count as wrong: every reference pixel counted once.
+    assert m["n_pixels"] == 100 and m["unclassified_reference_pixels"] == 2
+    assert m["oa"] == 0.94
+    assert m["confusion_matrix"][1][2] == 2 and m["class_names"][2] == "nodata" and "nodata" not in m["per_class"]
+    assert json.load(open(tmp_path / "rep.json"))["oa"] == m["oa"]
+    page = open(tmp_path / "rep.html").read()
+    assert "Confusion matrix" in page and "0.9400" in page

@@ -158,9 +158,9 @@ def test_blocking_process_progress_and_cancel(fake_backend, tmp_path, ignore_ter
 
 
 def test_blocking_process_result_and_error(fake_backend):
-    fake_backend.script(["log", {"level": "info", "message": "hello"}], ["result", {"metrics": {"overall_accuracy": 0.9}}])
+    fake_backend.script(["log", {"level": "info", "message": "hello"}], ["result", {"metrics": {"oa": 0.9}}])
     result = run_blocking_process(fake_backend.call("evaluate"), QgsProcessingFeedback())
-    assert result["metrics"]["overall_accuracy"] == 0.9
+    assert result["metrics"]["oa"] == 0.9
     fake_backend.script(["error", {"code": "out_of_memory", "message": "CUDA OOM", "hint": ""}], ["exit", 1])
     with pytest.raises(BackendError) as info:
         run_blocking_process(fake_backend.call(), QgsProcessingFeedback())

@@ -1,0 +1,237 @@
+"""`make bench`: LandFuse's speed and memory claims, each a ratio against a baseline measured in the
+same run on the same machine (medians of several repeats). Writes benchmarks/results.json and
+prints a table. Not part of `make test`.
+
+    python benchmarks/run.py [--quick] [--only NAME ...] [--device cpu|cuda]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from backend import nets  # noqa: E402
+from backend.protocol import EventWriter  # noqa: E402
+
+TARGETS = {"dense_vs_patch_speedup": (">=", 50), "vs_random_forest_speed": (">=", 1),
+           "scan_cpu_speedup": (">=", 2), "scan_max_abs_err": ("<=", 1e-4), "memory_ratio_16x": ("<=", 1.3)}
+
+
+class Quiet(EventWriter):
+    def emit(self, event_type, **fields):
+        pass
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine():
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def scene_with_model(work, size, bands, arch, seed=3):
+    """A synthetic HSI (`bands`) + DSM scene and an untrained package of `arch` for it: speed does not
+    depend on what the weights learned."""
+    from backend import modalities, package
+    from backend.synth.labels import sample_labels
+    from backend.synth.scene import generate_scene
+    from backend.training import set_normalisation
+    scene = generate_scene(os.path.join(work, f"scene_{size}_{bands}"), seed=seed, height=size, width=size,
+                           n_bands=bands)
+    sample_labels(scene["labels"], os.path.join(work, "sparse.tif"), per_class=100, seed=seed)
+    with modalities.open_modalities(scene["hsi"], [scene["dsm"]]) as (_, readers):
+        mags = [set_normalisation(r) for r in readers]
+        mods = [{"name": "hsi" if i == 0 else "dsm", "kind": r.kind, "bands": r.n_inputs,
+                 "source_bands": r.source_count, "used_bands": r.used_bands, "mean": r.mean.tolist(),
+                 "std": r.std.tolist(), "typical_magnitude": mags[i]} for i, r in enumerate(readers)]
+    mods[1]["scene_offset"] = modalities.SCENE_OFFSET
+    torch.manual_seed(0)
+    net = nets.build(arch, {}, [m["bands"] for m in mods], 6)
+    manifest = {"format": "landfuse-model", "format_version": 1, "id": f"bench-{arch}", "name": f"bench-{arch}",
+                "architecture": {"name": arch, "params": nets.default_params(arch)}, "modalities": mods,
+                "classes": scene["classes"], "halo": nets.halo(arch),
+                "weights": {"file": "weights.safetensors", "sha256": "0" * 64}}
+    model = os.path.join(work, f"model_{arch}_{bands}")
+    package.save_package(model, manifest, net.state_dict(), "benchmark model (untrained)\n")
+    return scene, model, os.path.join(work, "sparse.tif")
+
+
+def dense_pixels_per_second(scene, model, work, device, repeats):
+    from backend.classify import classify
+    out = os.path.join(work, "dense.tif")
+    seconds = median_time(lambda: classify(scene["hsi"], [scene["dsm"]], model, out, Quiet(), device=device),
+                          repeats)
+    import rasterio
+    with rasterio.open(scene["hsi"]) as ds:
+        return ds.width * ds.height / seconds
+
+
+def patch_pixels_per_second(scene, model, device, n_pixels, patch=11, batch=128, repeats=3):
+    """The patch-per-pixel way most papers classify: every pixel's 11×11 neighbourhood is a sample."""
+    from backend import modalities, package
+    from backend.manifest import read_manifest
+    from rasterio.windows import Window
+    with modalities.open_modalities(scene["hsi"], [scene["dsm"]], read_manifest(model)["modalities"]) as (ref, readers):
+        arrays = [r.read(Window(0, 0, ref.width, ref.height))[0] for r in readers]
+    _, net = package.load_model(model, device)
+    r = patch // 2
+    padded = [torch.from_numpy(np.pad(a, ((0, 0), (r, r), (r, r)), mode="reflect")) for a in arrays]
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, arrays[0].shape[1], n_pixels)
+    cols = rng.integers(0, arrays[0].shape[2], n_pixels)
+
+    def run():
+        with torch.inference_mode():
+            for s in range(0, n_pixels, batch):
+                rr, cc = rows[s:s + batch], cols[s:s + batch]
+                xs = [torch.stack([p[:, i:i + patch, j:j + patch] for i, j in zip(rr, cc)]).to(device) for p in padded]
+                net(xs)[:, :, r, r].argmax(1).cpu()
+    run()  # warm-up
+    return n_pixels / median_time(run, repeats)
+
+
+def random_forest_pixels_per_second(scene, sparse, repeats):
+    from backend import modalities
+    from backend.labels import load_labels
+    from rasterio.windows import Window
+    from sklearn.ensemble import RandomForestClassifier
+    with modalities.open_modalities(scene["hsi"], [scene["dsm"]]) as (ref, readers):
+        for r in readers:
+            r.mean = np.zeros(r.n_inputs, np.float32)
+            r.std = np.ones(r.n_inputs, np.float32)
+        x = np.concatenate([r.read(Window(0, 0, ref.width, ref.height))[0] for r in readers])
+        labels, _ = load_labels(sparse, ref)
+    features = x.reshape(x.shape[0], -1).T
+    y = labels.ravel()
+    forest = RandomForestClassifier(n_estimators=300, n_jobs=os.cpu_count(), random_state=0)
+    forest.fit(features[y > 0], y[y > 0])
+    forest.predict(features[:1000])
+    return features.shape[0] / median_time(lambda: forest.predict(features), repeats)
+
+
+def bench_scan(repeats):
+    from scan_speed import loop_unbind, make, run
+    from backend.nets.scan import selective_scan_cpu, selective_scan_reference
+    ts = make(64, 128, 256, 16)
+    results = {}
+    for name, fn in (("ours", selective_scan_cpu), ("per_step_loop", loop_unbind),
+                     ("per_step_indexed", selective_scan_reference)):
+        run(fn, ts)
+        reps = repeats if name != "per_step_indexed" else 1  # the indexed loop takes ~a minute a run
+        results[name] = statistics.median(run(fn, ts)[1] for _ in range(reps))
+    u, delta, A, B, C, D, z, bias = [t.detach() for t in ts]
+    kw = dict(D=D, z=z, delta_bias=bias, delta_softplus=True)
+    err = (selective_scan_cpu(u, delta, A, B, C, **kw) - loop_unbind(u, delta, A, B, C, **kw)).abs().max().item()
+    return {"scan_cpu_speedup": results["per_step_loop"] / results["ours"],
+            "scan_speedup_vs_indexed_loop": results["per_step_indexed"] / results["ours"],
+            "scan_max_abs_err": err, "scan_seconds": results}
+
+
+def bench_train(work, size, archs):
+    import subprocess
+    from backend.synth.labels import sample_labels
+    from backend.synth.scene import generate_scene
+    scene = generate_scene(os.path.join(work, "train300"), seed=7, height=size, width=size)
+    sparse = os.path.join(work, "train300_sparse.tif")
+    sample_labels(scene["labels"], sparse, per_class=100, seed=7)
+    results = {}
+    for arch in archs:
+        out = os.path.join(work, f"trained_{arch}")
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "backend", "train", "--hsi", scene["hsi"], "--aux", scene["dsm"],
+                               "--labels", sparse, "--arch", arch, "--out", out], cwd=REPO, capture_output=True,
+                              text=True)
+        seconds = time.perf_counter() - start
+        last = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[arch] = {"seconds": round(seconds, 1), "ok": proc.returncode == 0,
+                         "val_oa": last.get("metrics", {}).get("oa")}
+        if proc.returncode == 0:
+            results[arch]["epochs_run"] = json.load(open(os.path.join(out, "model.json")))["training"]["epochs_run"]
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke run)")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="dense_vs_patch random_forest scan memory train")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--arch", default="m3amba")
+    args = parser.parse_args()
+    only = set(args.only or ["dense_vs_patch", "random_forest", "scan", "memory", "train"])
+    repeats = 2 if args.quick else 3
+    size = 256 if args.quick else 512
+    work = tempfile.mkdtemp(prefix="landfuse-bench-")
+    results = {"machine": machine(), "device": args.device, "arch": args.arch, "quick": args.quick}
+    figures = {}
+    if only & {"dense_vs_patch", "random_forest"}:
+        scene, model, sparse = scene_with_model(work, size, 144, args.arch)
+        dense = dense_pixels_per_second(scene, model, work, args.device, repeats)
+        figures["dense_pixels_per_second"] = dense
+        print(f"dense tiled classify ({args.arch}, {size}² × 144+1 bands): {dense:,.0f} px/s", flush=True)
+        if "dense_vs_patch" in only:
+            patch = patch_pixels_per_second(scene, model, args.device, 256 if args.quick else 1024)
+            figures["patch_pixels_per_second"] = patch
+            figures["dense_vs_patch_speedup"] = dense / patch
+            print(f"patch-per-pixel (11×11): {patch:,.0f} px/s", flush=True)
+        if "random_forest" in only:
+            forest = random_forest_pixels_per_second(scene, sparse, repeats)
+            figures["random_forest_pixels_per_second"] = forest
+            figures["vs_random_forest_speed"] = dense / forest
+            print(f"random forest (300 trees, {os.cpu_count()} jobs) predict: {forest:,.0f} px/s", flush=True)
+    if "scan" in only:
+        figures.update(bench_scan(repeats))
+    if "memory" in only:
+        import memory_scaling
+        sys.argv = [sys.argv[0], "--base", "512" if args.quick else "1024", "--workdir", os.path.join(work, "mem")]
+        mem = memory_scaling.main()
+        figures["memory_ratio_16x"] = mem["memory_ratio_16x"]
+        figures["memory"] = mem
+    if "train" in only:
+        figures["train_seconds_300px"] = bench_train(work, 300, ["tiny", "m3amba", "bdgf"] if not args.quick else ["tiny"])
+    results["figures"] = figures
+    out = os.path.join(REPO, "benchmarks", "results.json" if args.device == "cpu" else f"results-{args.device}.json")
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2, default=float)
+    print(f"\n{'figure':34s} {'value':>14s}  target")
+    for key, value in figures.items():
+        if isinstance(value, (int, float)):
+            op, target = TARGETS.get(key, ("", ""))
+            ok = "" if not op else ("met" if (value >= target if op == ">=" else value <= target) else "MISSED")
+            print(f"{key:34s} {value:14.4g}  {op}{target} {ok}")
+    for arch, row in figures.get("train_seconds_300px", {}).items():
+        print(f"train_seconds_300px[{arch}]{'':14s} {row['seconds']:14.1f}  (epochs {row.get('epochs_run')}, "
+              f"val OA {row.get('val_oa')})")
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    os.chdir(REPO)
+    main()
