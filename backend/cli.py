@@ -78,6 +78,7 @@ def build_parser():
     p.add_argument("--seeds", type=int, default=3, help="runs per architecture (seeds 0..N-1)")
     p.add_argument("--per-class", type=int, default=None, help="train on at most N labelled px per class (seeded)")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--tile-size", type=int, default=64, help="training tile size of the networks")
     p.add_argument("--train-size", help="muufl only (no official split): N per class or P%% (default 20)")
     p.add_argument("--skip-checksums", action="store_true",
                    help="run on files whose SHA-256 differs from the official one (warn instead of refusing)")
@@ -145,7 +146,7 @@ def main(argv=None, stdout=None):
         import rasterio
         # GDAL's block cache defaults to 5 % of RAM and fills up as windows stream through, so peak
         # memory would grow with the raster; a fixed cache keeps windowed work flat.
-        with rasterio.Env(GDAL_CACHEMAX=int(os.environ.get("LANDFUSE_GDAL_CACHE_MB", "256"))):
+        with rasterio.Env(GDAL_CACHEMAX=int(os.environ.get("LANDFUSE_GDAL_CACHE_MB", "256")) * 1024 * 1024):
             result = _run(args, events)
     except LandFuseError as exc:
         events.error(exc.code, exc.message, exc.hint)

@@ -89,7 +89,10 @@ def save_package(out_dir, manifest, state_dict, card_text):
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.part", dir=parent)
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model folder is meant to be shared
+    # mkdtemp makes the folder private; give it the permissions a plain mkdir would (the umask's).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
         weights_path = os.path.join(tmp, mf.WEIGHTS_FILE)
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}

@@ -8,7 +8,6 @@ Usage: python benchmarks/memory_scaling.py [--base 1024] [--bands 64] [--workdir
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
