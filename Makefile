@@ -20,10 +20,10 @@ setup: setup-backend setup-qgis
 # The backend venv. On a machine with an NVIDIA GPU (nvidia-smi answers) the GPU extras are added;
 # torch stays pinned in the same pip command so pip never swaps the build behind our back.
 setup-backend: $(STAMPS)/backend
-$(STAMPS)/backend: backend/requirements.txt backend/requirements-gpu.txt
+$(STAMPS)/backend: backend/requirements.txt backend/requirements-gpu.txt backend/requirements-bench.txt
 	@mkdir -p $(STAMPS)
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --disable-pip-version-check -r backend/requirements.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r backend/requirements.txt -r backend/requirements-bench.txt
 	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
 	  $(VPY) -m pip install --quiet --disable-pip-version-check -r backend/requirements.txt -r backend/requirements-gpu.txt \
 	    || echo "mamba-ssm did not install: the CPU selective scan will be used on the GPU too"; fi
@@ -51,9 +51,7 @@ test-plugin: $(STAMPS)/qgis $(STAMPS)/backend
 demo: $(STAMPS)/backend
 	$(VPY) -m backend demo --out demo_output
 
-# The benchmarks compare against scikit-learn's random forest: installed here only, never needed at run time.
 bench: $(STAMPS)/backend
-	$(VPY) -m pip install --quiet --disable-pip-version-check scikit-learn
 	$(VPY) benchmarks/run.py $(BENCH_ARGS)
 
 package:

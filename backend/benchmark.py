@@ -43,11 +43,11 @@ class _Nested(EventWriter):
         super().log(f"[{self.tag}] {message}", level)
 
 
-def _train_net(arch, data, labels, model_dir, seed, epochs, device, events):
+def _train_net(arch, data, labels, model_dir, seed, epochs, tile_size, device, events):
     from backend.cli import build_parser
     from backend.training import run_training
     argv = ["train", "--hsi", data["hsi"], "--labels", labels, "--arch", arch, "--out", model_dir,
-            "--seed", str(seed), "--device", device]
+            "--seed", str(seed), "--device", device, "--tile-size", str(tile_size)]
     for aux in data["aux"]:
         argv += ["--aux", aux]
     if epochs:
@@ -236,7 +236,7 @@ def run_benchmark(args, events):
                 else:
                     started = time.perf_counter()
                     trained = _train_net(arch, data, labels, os.path.join(run_dir, "model"), seed, args.epochs,
-                                         device, nested)
+                                         args.tile_size, device, nested)
                     train_s = time.perf_counter() - started
                     started = time.perf_counter()
                     _classify_net(data, os.path.join(run_dir, "model"), prediction, device, nested)

@@ -354,7 +354,8 @@ def block_split(gt, seed, block=DFC_BLOCK, test_fraction=DFC_TEST_FRACTION):
     """Spatially disjoint train/test labels by whole blocks (backend.synth.labels.split_labels)."""
     import tempfile
     from backend.synth.labels import split_labels
-    with tempfile.TemporaryDirectory(prefix="landfuse-split-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="landfuse-split-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NotGeoreferencedWarning: the split works on the bare pixel grid
         src = write_raster(os.path.join(tmp, "gt.tif"), gt.astype(np.uint8), dtype="uint8")
         tr_path, ts_path = os.path.join(tmp, "train.tif"), os.path.join(tmp, "test.tif")
         split_labels(src, tr_path, ts_path, block=block, test_fraction=test_fraction, seed=seed)

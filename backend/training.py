@@ -284,7 +284,7 @@ def run_training(args, events):
             pre_opt.step()
             if (step + 1) % 10 == 0 or step + 1 == pre_steps:
                 events.progress("pretrain", step + 1, pre_steps)
-        log(f"Unsupervised pretraining: {pre_steps} steps, last loss {float(loss):.4f}")
+        log(f"Unsupervised pretraining: {pre_steps} steps, last loss {loss.item():.4f}")
 
     has_val = bool((val_t >= 0).any())
     best = (-1.0, 0, None)

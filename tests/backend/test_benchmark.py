@@ -20,6 +20,8 @@ from backend import datasets
 from backend.protocol import ErrorCode, LandFuseError
 from tests.backend.conftest import SHARED_DATA, needs_shared, run_cli
 
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
 BENCH = os.path.join(SHARED_DATA, "benchmarks")
 CROP = (slice(88, 152), slice(184, 312))  # 64×128 px of Trento holding 4 classes in both splits
 
@@ -114,12 +116,14 @@ def test_trento_loader_writes_aligned_crs_less_rasters(tmp_path):
 
 
 @needs_shared
-def test_benchmark_end_to_end_on_real_trento_labels_and_lidar_with_a_generated_cube(tmp_path):
+def test_benchmark_end_to_end_on_real_trento_labels_and_lidar_with_a_generated_cube(tmp_path, monkeypatch):
     pytest.importorskip("sklearn", reason="the random_forest baseline needs scikit-learn (benchmark-only dependency)")
+    # One torch thread: on a shared 2-core machine two threads spin against other jobs and run ~10× slower.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     _trento_stand_in(tmp_path / "trento")
     out = tmp_path / "bench"
     code, events, err = run_cli("benchmark", "--dataset", "trento", "--data-dir", tmp_path / "trento",
-                                "--arch", "tiny", "random_forest", "--seeds", "1", "--epochs", "4",
+                                "--arch", "tiny", "random_forest", "--seeds", "1", "--epochs", "2", "--tile-size", "32",
                                 "--skip-checksums", "--out", out)
     assert code == 0, err
     result = events[-1]
@@ -184,3 +188,25 @@ def test_loaders_report_missing_files(tmp_path):
         datasets.prepare("muufl", tmp_path, tmp_path / "w")
     assert err.value.code == ErrorCode.INPUT_NOT_FOUND and "gt.mat" in err.value.message
     shutil.rmtree(tmp_path / "w", ignore_errors=True)
+
+
+@needs_shared
+def test_muufl_draws_a_seeded_per_class_split_from_the_real_ground_truth(tmp_path):
+    folder = tmp_path / "muufl"
+    folder.mkdir()
+    shutil.copy(os.path.join(BENCH, "muufl", "gt.mat"), folder / "gt.mat")
+    shutil.copy(os.path.join(BENCH, "muufl", "LiDAR.mat"), folder / "LiDAR.mat")
+    gt = scipy.io.loadmat(folder / "gt.mat")["gt"]
+    scipy.io.savemat(folder / "HSI.mat", {"HSI": np.random.default_rng(0).random(gt.shape + (4,), np.float32)})
+    logs = Logs()
+    data = datasets.prepare("muufl", folder, tmp_path / "w", logs, seed=3, strict=False)
+    assert any("HSI.mat" in m and level == "warning" for level, m in logs)  # stand-in cube: not official
+    assert data["files"][1] == {"file": "LiDAR.mat", "sha256": datasets.OFFICIAL_SHA256["muufl"]["LiDAR.mat"],
+                                "official": True}
+    tr, ts = _read(data["train"])[0], _read(data["test"])[0]
+    assert all(n == 20 for n in data["train_pixels"].values()) and len(data["train_pixels"]) == 11
+    assert not ((tr > 0) & (ts > 0)).any() and np.array_equal(np.maximum(tr, ts), gt)
+    with rasterio.open(data["aux"][0]) as aux:
+        assert aux.count == 2  # height and intensity
+    five = datasets.prepare("muufl", folder, tmp_path / "w5", seed=3, strict=False, train_size="5%")
+    assert five["train_pixels"]["1"] == round(0.05 * int((gt == 1).sum()))
