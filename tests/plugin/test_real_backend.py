@@ -350,3 +350,31 @@ def test_qgis_process_command_line(trained_model, scene, tmp_path):
     results = json.loads(run.stdout[start:])["results"]
     assert results["OUTPUT_CLASSES"] == out and os.path.isfile(out)
     assert results["CLASS_COUNT"] == 3
+
+
+def test_classify_then_assess_as_a_graphical_model(processing_mod, trained_model, scene, tmp_path):
+    """The algorithms chain in a Processing model (what the graphical modeler builds and runs)."""
+    from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
+                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource)
+    static = QgsProcessingModelChildParameterSource.fromStaticValue
+    model = QgsProcessingModelAlgorithm("classify and assess", "landfuse tests")
+    classify = QgsProcessingModelChildAlgorithm("landfuse:classify_raster")
+    classify.setChildId("classify")
+    for name, value in (("INPUT_HSI", scene["hsi"]), ("AUX_LAYERS", [scene["dsm"]]), ("MODEL_FOLDER", trained_model),
+                        ("DEVICE", 1), ("TILE_SIZE", 32)):
+        classify.addParameterSources(name, [static(value)])
+    model.addChildAlgorithm(classify)
+    assess = QgsProcessingModelChildAlgorithm("landfuse:assess_accuracy")
+    assess.setChildId("assess")
+    assess.addParameterSources("INPUT_CLASSES", [QgsProcessingModelChildParameterSource.fromChildOutput(
+        "classify", "OUTPUT_CLASSES")])
+    report = str(tmp_path / "model_report.html")
+    for name, value in (("REFERENCE_RASTER", scene["truth"]), ("OUTPUT_HTML", report), ("OPEN_REPORT", False)):
+        assess.addParameterSources(name, [static(value)])
+    model.addChildAlgorithm(assess)
+    context = QgsProcessingContext()
+    feedback = QgsProcessingFeedback()
+    results, ok = model.run({}, context, feedback)
+    assert ok, feedback.textLog()
+    html = open(report).read()
+    assert "Overall accuracy" in html and "Confusion matrix" in html
