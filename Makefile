@@ -10,7 +10,7 @@ QGIS_VENV := .venv-qgis
 QPY := $(QGIS_VENV)/bin/python
 STAMPS := .stamps
 VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal python3-pytest python3-mock python3-pytestqt
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal python3-pytest python3-mock python3-pytestqt python3-venv
 export QT_QPA_PLATFORM := offscreen
 
 .PHONY: setup setup-backend setup-qgis test test-backend test-plugin demo bench package validate clean
@@ -34,7 +34,7 @@ $(STAMPS)/backend: backend/requirements.txt backend/requirements-gpu.txt backend
 setup-qgis: $(STAMPS)/qgis
 $(STAMPS)/qgis:
 	@mkdir -p $(STAMPS)
-	if ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then \
+	if ! /usr/bin/python3 -c "import qgis.core, ensurepip" >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); fi
 	test -x $(QPY) || /usr/bin/python3 -m venv --system-site-packages $(QGIS_VENV)
 	$(QPY) -m pip install --quiet --disable-pip-version-check pytest-qgis
