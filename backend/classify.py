@@ -17,16 +17,17 @@ DEFAULT_BATCH_SIZE = 4
 def predict_tiles(net, readers, tile_batch, device):
     """Run one batch of tiles → list of (classes index block, confidence block, valid block) per tile."""
     import torch
-    blocks = [[] for _ in readers]
+    # One preallocated array per modality for the whole batch: stacking per-tile blocks afterwards
+    # would hold the batch twice at the peak.
+    batch = [np.empty((len(tile_batch), r.n_inputs) + tile_batch[0].read_shape, np.float32) for r in readers]
     valids = []
-    for tile in tile_batch:
+    for k, tile in enumerate(tile_batch):
         valid = np.ones(tile.read_shape, dtype=bool)
         for i, reader in enumerate(readers):
-            block, pixel_valid = reader.read(tile.read)
-            blocks[i].append(block)
+            batch[i][k], pixel_valid = reader.read(tile.read)
             valid &= pixel_valid
         valids.append(valid)
-    inputs = [torch.from_numpy(np.stack(b)).to(device) for b in blocks]
+    inputs = [torch.from_numpy(b).to(device) for b in batch]
     with torch.inference_mode():
         probs = torch.softmax(net(inputs).float(), dim=1)
         confidence, index = probs.max(dim=1)

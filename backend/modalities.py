@@ -43,15 +43,21 @@ class ModalityReader:
     def read(self, window):
         """Normalised input block (n_inputs, h, w) and pixel validity (h, w) for a window."""
         data, valid = rasters.read_window(self.ds, self.read_bands, window)
-        if self.scale != 1.0:
-            data = data * self.scale
-        if self.offset is not None:
-            data = data - self.offset[:, None, None]
-        pixel_valid = valid.any(axis=0)
-        block = np.zeros((self.n_inputs,) + data.shape[1:], dtype=np.float32)
+        # In place: `data` is this call's own array, and a window of a 144-band HSI is large enough
+        # that every temporary copy shows in peak memory.
         slots = np.asarray(self.slots)
-        normalised = (data - self.mean[slots, None, None]) / self.std[slots, None, None]
-        block[slots] = np.where(valid, normalised, 0.0)
+        if self.scale != 1.0:
+            data *= self.scale
+        if self.offset is not None:
+            data -= self.offset[:, None, None]
+        data -= self.mean[slots, None, None]
+        data /= self.std[slots, None, None]
+        data[~valid] = 0.0
+        pixel_valid = valid.any(axis=0)
+        if len(slots) == self.n_inputs and np.array_equal(slots, np.arange(self.n_inputs)):
+            return data, pixel_valid
+        block = np.zeros((self.n_inputs,) + data.shape[1:], dtype=np.float32)
+        block[slots] = data
         return block, pixel_valid
 
 
