@@ -7,11 +7,12 @@ sides of an evaluation.
 """
 
 import os
-import tempfile
 
 import numpy as np
 import rasterio
 from scipy import ndimage
+
+from backend.synth.scene import _atomic_write
 
 
 def _read(labels_path):
@@ -32,22 +33,10 @@ def _read(labels_path):
 def _write(path, lab, profile, cmap, tags, extra_tags):
     profile = dict(profile)
     profile.update(dtype="uint8", count=1, nodata=0, compress="deflate")
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp.tif", dir=d)
-    os.close(fd)
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(lab.astype(np.uint8)[None])
-            keep = {k: v for k, v in tags.items() if k in ("LANDFUSE_CLASSES", "generator")}
-            dst.update_tags(**keep, **extra_tags)
-            if cmap:
-                dst.write_colormap(1, cmap)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    keep = {k: v for k, v in tags.items() if k in ("LANDFUSE_CLASSES", "generator")}
+    _atomic_write(path, lab.astype(np.uint8)[None], profile, dataset_tags={**keep, **extra_tags},
+                  colormap=cmap or None)
 
 
 def sample_labels(labels_path, out_path, per_class=20, seed=0, min_distance=5, interior=True):

@@ -5,11 +5,10 @@ import os
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterDefinition,
                        QgsProcessingParameterFile, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
 
-from ..backend_api import LandFuseError, read_manifest, summarize
 from ..models import default_model_dir
 from ..preflight import Preflight, check_inputs
-from .common import (ClassStyler, ConfidenceStyler, LandFuseAlgorithm, add_device, add_hsi_and_aux, device_arg,
-                     hsi_and_aux, layer_args, style_on_load, tr)
+from .common import (ClassStyler, ConfidenceStyler, LandFuseAlgorithm, add_device, add_hsi_and_aux, check_model_folder,
+                     device_arg, hsi_and_aux, layer_args, style_on_load, tr)
 
 
 class ClassifyRaster(LandFuseAlgorithm):
@@ -46,12 +45,7 @@ class ClassifyRaster(LandFuseAlgorithm):
         if not ok:
             return ok, message
         result = Preflight()
-        model_dir = self.parameterAsFile(parameters, "MODEL_FOLDER", context)
-        summary = None
-        try:
-            summary = summarize(read_manifest(model_dir))
-        except LandFuseError as exc:
-            result.error(f"Model: {exc.message}")
+        summary = check_model_folder(self, parameters, context, result)
         hsi, aux = hsi_and_aux(self, parameters, context)
         check_inputs(result, hsi, aux, summary)
         return (True, "") if result.ok else (False, "\n".join(result.errors))

@@ -143,6 +143,16 @@ def _keep(styler, limit=200):
 
 # --- labels (train_model, finetune_model) -------------------------------------------------------
 
+def check_model_folder(alg, parameters, context, result):
+    """Preflight of the MODEL_FOLDER parameter: its manifest summary, or None with the error recorded."""
+    from ..backend_api import LandFuseError, read_manifest, summarize
+    try:
+        return summarize(read_manifest(alg.parameterAsFile(parameters, "MODEL_FOLDER", context)))
+    except LandFuseError as exc:
+        result.error(f"Model: {exc.message}")
+        return None
+
+
 def add_label_parameters(alg):
     from qgis.core import (QgsProcessingParameterField, QgsProcessingParameterVectorLayer)
     alg.addParameter(QgsProcessingParameterVectorLayer(

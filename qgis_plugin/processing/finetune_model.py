@@ -2,10 +2,9 @@
 
 from qgis.core import QgsProcessingParameterFile
 
-from ..backend_api import LandFuseError, read_manifest
 from ..models import default_model_dir
 from ..preflight import Preflight, check_inputs, check_output_folder
-from .common import check_label_parameters, hsi_and_aux, tr
+from .common import check_label_parameters, check_model_folder, hsi_and_aux, tr
 from .train_model import TrainModel
 
 
@@ -35,13 +34,7 @@ class FinetuneModel(TrainModel):
         if not ok:
             return ok, message
         result = Preflight()
-        model_dir = self.parameterAsFile(parameters, "MODEL_FOLDER", context)
-        summary = None
-        try:
-            from ..backend_api import summarize
-            summary = summarize(read_manifest(model_dir))
-        except LandFuseError as exc:
-            result.error(f"Model: {exc.message}")
+        summary = check_model_folder(self, parameters, context, result)
         hsi, aux = hsi_and_aux(self, parameters, context)
         check_inputs(result, hsi, aux, summary)
         check_label_parameters(self, parameters, context, result, hsi)
