@@ -41,14 +41,14 @@ def predict_tiles(net, readers, tile_batch, device):
 
 
 def classify(hsi, aux, model_dir, out, events, confidence=None, device="auto",
-             tile_size=DEFAULT_TILE_SIZE, batch_size=DEFAULT_BATCH_SIZE):
+             tile_size=DEFAULT_TILE_SIZE, batch_size=DEFAULT_BATCH_SIZE, wavelengths=None):
     started = time.perf_counter()
     output.check_writable(out)
     if confidence:
         output.check_writable(confidence, "confidence output")
     specs = read_manifest(model_dir)["modalities"]  # structural check before any raster is opened
     dev = devices.resolve_device(device)
-    with modalities.open_modalities(hsi, aux, specs, events.log) as (ref, readers):
+    with modalities.open_modalities(hsi, aux, specs, events.log, wavelengths) as (ref, readers):
         manifest, net = load_model(model_dir, dev)
         values = np.array([0] + [c["value"] for c in manifest["classes"]], dtype=np.uint8)
         halo = int(manifest.get("halo", 0))

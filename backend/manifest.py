@@ -69,6 +69,12 @@ def validate_manifest(manifest):
             if (not isinstance(used, list) or len(used) != bands
                     or not all(isinstance(b, int) and 1 <= b <= source for b in used)):
                 raise _bad(f"{where}: 'used_bands' must list {bands} band numbers between 1 and {source}")
+    if any(m.get("optional") for m in modalities[:1]) or any(
+            m.get("optional") and not n.get("optional") for m, n in zip(modalities[1:], modalities[2:])):
+        raise _bad("only auxiliary modalities after every required one may be optional")
+    grid = modalities[0].get("spectral_grid")
+    if grid is not None and not isinstance(grid, str):
+        raise _bad("modality 1: 'spectral_grid' must name a canonical grid")
     if modalities[0].get("kind", "hsi") != "hsi":
         raise _bad("the first modality must be the hyperspectral image")
     classes = _require(manifest, "classes", list, "model.json")
@@ -124,7 +130,8 @@ def summarize(manifest):
         "name": manifest.get("name", manifest.get("id", "")),
         "architecture": manifest["architecture"]["name"],
         "modalities": [{"name": m["name"], "kind": m.get("kind", "aux"), "bands": m["bands"],
-                        "source_bands": m.get("source_bands", m["bands"])} for m in manifest["modalities"]],
+                        "source_bands": m.get("source_bands", m["bands"]), "optional": bool(m.get("optional")),
+                        "any_sensor": bool(m.get("spectral_grid"))} for m in manifest["modalities"]],
         "classes": [{"value": c["value"], "name": c["name"], "color": c["color"]} for c in manifest["classes"]],
         "metrics": manifest.get("metrics", {}),
         "generic": bool(manifest.get("generic", False)),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend import rasters
+from backend import canonical, rasters
 from backend.protocol import ErrorCode, LandFuseError
 
 # A value-scale ratio beyond this factor between the input and the training data means the raster
@@ -39,9 +39,16 @@ class ModalityReader:
     scale: float = 1.0
     offset: np.ndarray = None  # per read band, subtracted after scaling (scene_offset, see below)
     used_bands: list = field(default_factory=list)  # 1-based raster bands the model's inputs map to
+    presence: bool = False     # optional modality: one more input channel, 1 where the raster is there
 
     def read(self, window):
         """Normalised input block (n_inputs, h, w) and pixel validity (h, w) for a window."""
+        if self.presence:
+            block, pixel_valid = self._read_bands(window)
+            return np.concatenate([block, pixel_valid[None].astype(np.float32)]), pixel_valid
+        return self._read_bands(window)
+
+    def _read_bands(self, window):
         data, valid = rasters.read_window(self.ds, self.read_bands, window)
         # In place: `data` is this call's own array, and a window of a 144-band HSI is large enough
         # that every temporary copy shows in peak memory.
@@ -54,11 +61,111 @@ class ModalityReader:
         data /= self.std[slots, None, None]
         data[~valid] = 0.0
         pixel_valid = valid.any(axis=0)
-        if len(slots) == self.n_inputs and np.array_equal(slots, np.arange(self.n_inputs)):
+        n_bands = self.n_inputs - int(self.presence)
+        if len(slots) == n_bands and np.array_equal(slots, np.arange(n_bands)):
             return data, pixel_valid
-        block = np.zeros((self.n_inputs,) + data.shape[1:], dtype=np.float32)
+        block = np.zeros((n_bands,) + data.shape[1:], dtype=np.float32)
         block[slots] = data
         return block, pixel_valid
+
+
+@dataclass
+class AbsentReader:
+    """An optional modality the user did not supply: zeros, presence channel 0 (as in training's
+    modality dropout), never invalidates a pixel."""
+    name: str
+    n_inputs: int
+    kind: str = "aux"
+    path: str = ""
+    read_bands: list = field(default_factory=list)
+    used_bands: list = field(default_factory=list)
+
+    def read(self, window):
+        shape = (int(window.height), int(window.width))
+        return np.zeros((self.n_inputs,) + shape, np.float32), np.ones(shape, bool)
+
+
+@dataclass
+class SpectralReader:
+    """A generic model's HSI input: whatever bands the raster has, resampled onto the canonical grid
+    (backend.canonical) from their wavelengths, then normalised with the pretraining stats."""
+    name: str
+    path: str
+    ds: object
+    source_count: int
+    read_bands: list
+    weights: np.ndarray       # (bins, len(read_bands))
+    covered: np.ndarray       # (bins,) bool
+    mean: np.ndarray
+    std: np.ndarray
+    scale: float = 1.0
+    kind: str = "hsi"
+    used_bands: list = field(default_factory=list)
+
+    @property
+    def n_inputs(self):
+        return canonical.N_FEATURES
+
+    def read(self, window):
+        data, valid = rasters.read_window(self.ds, self.read_bands, window)
+        if self.scale != 1.0:
+            data *= self.scale
+        # A pixel is valid when most of its good bands are; the odd missing value counts as 0.
+        pixel_valid = valid.mean(axis=0) > 0.5
+        data[~valid] = 0.0
+        feats = canonical.band_features(data, self.weights, self.covered)
+        feats -= self.mean[:, None, None]
+        feats /= self.std[:, None, None]
+        feats[:, ~pixel_valid] = 0.0
+        return feats, pixel_valid
+
+
+def _detect_scale(spec, src, read_bands, name, log):
+    """The factor that brings this raster's values to the scale the model was trained on."""
+    trained = spec.get("typical_magnitude")
+    if not trained:
+        return 1.0
+    current = rasters.typical_magnitude(src, read_bands)
+    if current <= 0:
+        return 1.0
+    ratio = current / trained
+    if SCALE_MISMATCH >= ratio >= 1 / SCALE_MISMATCH:
+        return 1.0
+    scale = 10.0 ** -round(math.log10(ratio))
+    log(f"{name}: values are about {ratio:.3g}× those the model was trained on; "
+        f"scaling them by {scale:g} (reflectance stored with another scale factor)", "warning")
+    return scale
+
+
+def _spectral_reader(spec, path, src, ds, wavelengths, log):
+    from backend.spectral import require_wavelengths
+    if spec["spectral_grid"] != canonical.GRID_ID:
+        raise LandFuseError(ErrorCode.BAD_MODEL,
+                            f"The model reads spectra on the grid {spec['spectral_grid']!r}; this backend knows "
+                            f"{canonical.GRID_ID!r}.", "Update LandFuse, or use a model made by this version.")
+    centres, _, source = require_wavelengths(src, wavelengths)
+    good, bad = _good_bands(src, spec["name"], log)
+    weights, covered = canonical.resampling([centres[b - 1] for b in good])
+    trained = spec.get("trained_coverage")
+    if not isinstance(trained, list) or len(trained) != canonical.N_BINS:
+        raise LandFuseError(ErrorCode.BAD_MODEL, "The generic model's manifest lacks a valid 'trained_coverage' list.")
+    covered, dropped = canonical.restrict_to_trained(covered, trained)
+    if len(dropped):
+        log(f"{spec['name']}: {len(dropped)} canonical bin(s) the model never saw measured are ignored: "
+            f"{', '.join(f'{w:g}' for w in dropped)} nm")
+    if not covered.any():
+        raise LandFuseError(ErrorCode.BAND_MISMATCH,
+                            f"No band of {os.path.basename(path)} lies in {canonical.GRID_START_NM:g}–"
+                            f"{canonical.GRID_STOP_NM:g} nm, the range this model reads "
+                            f"(band centres {min(centres):g}–{max(centres):g} nm, from the {source}).",
+                            "Check the wavelength units (nm or µm) or pass --wavelengths.")
+    log(f"{spec['name']}: {len(good)} bands at {min(centres):.0f}–{max(centres):.0f} nm (from the {source}) "
+        f"resampled onto {int(covered.sum())} of {canonical.N_BINS} canonical bins")
+    reader = SpectralReader(name=spec["name"], path=path, ds=ds, source_count=src.count, read_bands=good,
+                            weights=weights, covered=covered, mean=np.asarray(spec["mean"], np.float32),
+                            std=np.asarray(spec["std"], np.float32), used_bands=good)
+    reader.scale = _detect_scale(spec, src, good, spec["name"], log)
+    return reader
 
 
 def _good_bands(ds, name, log):
@@ -109,30 +216,27 @@ def _reader_for_model(spec, kind, path, src, ds, log):
     if spec.get("scene_offset") == SCENE_OFFSET:
         reader.offset = rasters.low_level(ds, reader.read_bands)  # over the HSI extent, as in training
         log(f"{name}: values taken relative to the scene's low level ({SCENE_OFFSET}: {reader.offset.round(2).tolist()})")
-    trained = spec.get("typical_magnitude")
-    if trained:
-        current = rasters.typical_magnitude(src, reader.read_bands)
-        if current > 0:
-            ratio = current / trained
-            if ratio > SCALE_MISMATCH or ratio < 1 / SCALE_MISMATCH:
-                reader.scale = 10.0 ** -round(math.log10(ratio))
-                log(f"{name}: values are about {ratio:.3g}× those the model was trained on; "
-                    f"scaling them by {reader.scale:g} (reflectance stored with another scale factor)", "warning")
+    reader.scale = _detect_scale(spec, src, reader.read_bands, name, log)
+    if spec.get("optional"):
+        reader.presence = True
+        reader.n_inputs += 1
     return reader
 
 
 @contextlib.contextmanager
-def open_modalities(hsi_path, aux_paths, specs=None, log=lambda message, level="info": None):
-    """Open the HSI and each aux (aligned on the HSI grid); yield (hsi dataset, [ModalityReader]).
+def open_modalities(hsi_path, aux_paths, specs=None, log=lambda message, level="info": None, wavelengths=None):
+    """Open the HSI and each aux (aligned on the HSI grid); yield (hsi dataset, [reader per modality]).
 
     With `specs` (the manifest's modalities) the band layout is checked against the model; without
-    them (training) every good band is used.
+    them (training) every good band is used. Optional modalities the user leaves out (the last ones)
+    read as absent. `wavelengths` (nm) overrides the HSI's band metadata for generic models.
     """
     aux_paths = list(aux_paths or [])
     with contextlib.ExitStack() as stack:
         hsi = stack.enter_context(rasters.open_raster(hsi_path, "hyperspectral"))
-        if specs is not None and len(specs) != 1 + len(aux_paths):
-            names = ", ".join(s["name"] for s in specs[1:]) or "none"
+        n_required = 1 + sum(1 for s in (specs or [])[1:] if not s.get("optional"))
+        if specs is not None and not n_required <= 1 + len(aux_paths) <= len(specs):
+            names = ", ".join(s["name"] + (" (optional)" if s.get("optional") else "") for s in specs[1:]) or "none"
             raise LandFuseError(ErrorCode.BAND_MISMATCH,
                                 f"The model takes the HSI plus {len(specs) - 1} auxiliary raster(s) ({names}); "
                                 f"{len(aux_paths)} were given.",
@@ -150,6 +254,11 @@ def open_modalities(hsi_path, aux_paths, specs=None, log=lambda message, level="
             if specs is None:
                 name = "hsi" if i == 0 else f"aux{i}"
                 readers.append(_reader_for_training(name, kind, path, src, ds, log))
+            elif i == 0 and specs[0].get("spectral_grid"):
+                readers.append(_spectral_reader(specs[0], path, src, ds, wavelengths, log))
             else:
                 readers.append(_reader_for_model(specs[i], kind, path, src, ds, log))
+        for spec in (specs or [])[len(datasets):]:
+            log(f"{spec['name']}: not given; the model runs without it (it was trained to)")
+            readers.append(AbsentReader(name=spec["name"], n_inputs=spec["bands"] + 1))
         yield hsi, readers

@@ -59,7 +59,8 @@ def load_manifest_checked(model_dir):
 def build_network(manifest):
     from backend import nets
     arch = manifest["architecture"]
-    bands = [m["bands"] for m in manifest["modalities"]]
+    # an optional modality carries one more channel: its presence (see modalities.AbsentReader)
+    bands = [m["bands"] + int(bool(m.get("optional"))) for m in manifest["modalities"]]
     return nets.build(arch["name"], arch["params"], bands, len(manifest["classes"]))
 
 

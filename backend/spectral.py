@@ -83,11 +83,12 @@ def _from_descriptions(ds):
 
 
 def parse_wavelength_list(text):
-    """`--wavelengths`: "442.1,450.3,…" (nm, or µm if all < 30) or a text file with one value a line."""
+    """`--wavelengths`: "442.1,450.3,…" (nm, or µm if all < 30) or a text file with one value a line
+    (text after '#' is a comment)."""
     import os
     if os.path.isfile(text):
         with open(text, encoding="utf-8") as f:
-            text = f.read()
+            text = "\n".join(line.split("#", 1)[0] for line in f)
     values = _floats([t for t in re.split(r"[,\s;]+", text.strip()) if t])
     if not values:
         raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--wavelengths must list numbers (nm or µm), or name a file of them.")

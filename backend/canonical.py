@@ -1,0 +1,93 @@
+"""Sensor-agnostic spectral input: any band set → one fixed canonical grid + a coverage mask.
+
+Why a canonical grid (and not a wavelength-conditioned input layer): it is a fixed, inspectable linear
+map per sensor, computed once per raster from its band centres; the network after it is an ordinary
+fixed-width network, so train, fine-tune, tiling and export stay the same code as for scene models.
+A conditioned layer would have to learn the same resampling from the few sensors we can simulate.
+
+Each canonical bin is a Gaussian band (20 nm FWHM, every 20 nm, 400–2500 nm) filled with the
+Gaussian-weighted mean of the sensor's good bands near it. A bin is *covered* only when a good band lies
+close to it; bins in a sensor's absorption gaps or outside its range are uncovered: their value is 0 and
+their mask channel says so (never a silent zero the network could take for dark reflectance).
+
+Features per pixel (n_features = 2 × bins + 1):
+  shape   bins / brightness        brightness = mean of the covered bins in 450–900 nm (all covered bins
+                                   when none lies there): illumination, shade and an unknown radiometric
+                                   scale change the brightness, not the shape
+  log10 brightness                 what absolute brightness there is (water and asphalt are dark)
+  coverage mask                    1 where the sensor measures the bin
+"""
+
+import numpy as np
+
+GRID_START_NM, GRID_STOP_NM, GRID_STEP_NM = 400.0, 2500.0, 20.0
+GRID_NM = np.arange(GRID_START_NM, GRID_STOP_NM + 1e-6, GRID_STEP_NM)
+N_BINS = GRID_NM.size
+N_FEATURES = 2 * N_BINS + 1
+GRID_ID = f"gauss{GRID_STEP_NM:g}nm-{GRID_START_NM:g}-{GRID_STOP_NM:g}-shape-logb-mask"
+BIN_SIGMA_NM = GRID_STEP_NM / 2.354820045
+# A bin counts as measured when the nearest good band is this close (or within 60 % of the sensor's
+# typical band spacing, for coarse sensors): farther, and the value would be an extrapolation.
+COVER_NM = 15.0
+BRIGHTNESS_NM = (450.0, 900.0)
+MIN_BRIGHTNESS = 1e-3
+
+
+def resampling(centres_nm, good=None):
+    """(weights (N_BINS, n_bands) float32, covered (N_BINS,) bool) for a sensor's band centres.
+
+    `good` (n_bands,) bool marks usable bands; bad bands get zero weight everywhere.
+    """
+    c = np.asarray(centres_nm, dtype=np.float64)
+    ok = np.ones(c.shape, bool) if good is None else np.asarray(good, bool)
+    weights = np.zeros((N_BINS, c.size), np.float32)
+    covered = np.zeros(N_BINS, bool)
+    usable = c[ok]
+    if usable.size == 0:
+        return weights, covered
+    spacing = float(np.median(np.diff(np.sort(usable)))) if usable.size > 1 else 10.0
+    reach = max(COVER_NM, 0.6 * spacing)
+    sigma = max(BIN_SIGMA_NM, 0.5 * spacing)
+    for i, centre in enumerate(GRID_NM):
+        distance = np.abs(c - centre)
+        if not (ok & (distance <= reach)).any():
+            continue
+        w = np.where(ok, np.exp(-0.5 * (distance / sigma) ** 2), 0.0)
+        w[distance > 3 * sigma + reach] = 0.0
+        weights[i] = w / w.sum()
+        covered[i] = True
+    return weights, covered
+
+
+# A bin covered in fewer pretraining pixels than this is treated as uncovered at inference: the model
+# never learned what its value means (e.g. 2460 nm, which every pretraining sensor flags bad).
+MIN_TRAINED_COVERAGE = 0.01
+
+
+def restrict_to_trained(covered, trained_coverage):
+    """`covered` minus the bins the model (almost) never saw measured; returns (covered, dropped bins nm)."""
+    trained = np.asarray(trained_coverage, np.float64) >= MIN_TRAINED_COVERAGE
+    return covered & trained, GRID_NM[covered & ~trained]
+
+
+def features(bins, covered):
+    """Canonical bins (N_BINS, ...) → features (N_FEATURES, ...) float32 (see the module docstring)."""
+    covered = np.asarray(covered, bool)
+    core = covered & (GRID_NM >= BRIGHTNESS_NM[0]) & (GRID_NM <= BRIGHTNESS_NM[1])
+    if not core.any():
+        core = covered
+    out = np.zeros((N_FEATURES,) + bins.shape[1:], np.float32)
+    if not core.any():
+        return out
+    brightness = np.maximum(bins[core].mean(axis=0), MIN_BRIGHTNESS)
+    out[:N_BINS][covered] = bins[covered] / brightness
+    out[N_BINS] = np.log10(brightness)
+    out[N_BINS + 1:][covered] = 1.0
+    return out
+
+
+def band_features(data, weights, covered):
+    """Sensor bands (n_bands, h, w) reflectance → features (N_FEATURES, h, w) float32."""
+    n = data.shape[0]
+    bins = (weights @ data.reshape(n, -1)).reshape((N_BINS,) + data.shape[1:])
+    return features(bins, covered)
