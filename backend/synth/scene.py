@@ -134,12 +134,14 @@ def _nodata_strip(rng, h, w):
     return cols >= (w - widths)[:, None]
 
 
-def _render(lay, rng_spec, rng_field, rng_noise, centres, fwhm, h, w, sun_az, sun_el):
+def _render(lay, rng_spec, rng_field, rng_noise, centres, fwhm, h, w, sun_az, sun_el, endmembers=None, bad=None):
+    """`endmembers(objects, rng, wl)` → two (K, len(wl)) spectra per object (default: parametric);
+    `bad` (n_bands,) bool: bands replaced by junk (default: the deep water-vapour windows)."""
     f = lay.factor
     fh, fw = lay.cls.shape
     wl = spectra.fine_grid(centres.min() - 3 * fwhm.max(), centres.max() + 3 * fwhm.max())
     srf = spectra.band_response_matrix(wl, centres, fwhm)
-    a_fine, b_fine = _object_endmembers(lay.objects, rng_spec, wl)
+    a_fine, b_fine = (endmembers or _object_endmembers)(lay.objects, rng_spec, wl)
     ends = np.vstack([a_fine @ srf.T, b_fine @ srf.T]).astype(np.float32)   # (2K, n_bands)
     k = len(lay.objects)
 
@@ -185,7 +187,7 @@ def _render(lay, rng_spec, rng_field, rng_noise, centres, fwhm, h, w, sun_az, su
     snr = _snr(centres).astype(np.float32)
     sigma = (0.25 / snr) * np.sqrt(0.3 + 0.7 * np.clip(clean, 0.0, None) / 0.25)
     noisy = clean + sigma * rng_noise.standard_normal(clean.shape, dtype=np.float32)
-    bad = bad_band_mask(centres)
+    bad = bad_band_mask(centres) if bad is None else bad
     if bad.any():
         junk = 0.002 + 0.01 * np.abs(rng_noise.standard_normal((h, w, int(bad.sum())), dtype=np.float32))
         noisy[:, :, bad] = junk
@@ -300,10 +302,25 @@ def generate_scene(out_dir, seed=0, height=256, width=256, n_bands=64, wl_min_nm
     hsi, _, _ = _render(lay, rng_spec, rng_field, rng_noise, centres, fwhm, height, width, sun_az, sun_el)
     strip = _nodata_strip(rng_misc, height, width)
     labels[strip] = 0
-
     surface = (lay.ground + lay.height).reshape(height, supersample, width, supersample).mean(axis=(1, 3))
     dsm = (surface + rng_misc.normal(0.0, 0.15, surface.shape)).astype(np.float32)
 
+    result = write_scene(out_dir, hsi, strip, dsm, labels, centres, fwhm, bad, seed=seed, pixel_size=pixel_size,
+                         epsg=epsg, origin=origin, reflectance_scale=reflectance_scale,
+                         sar=_sar(lay, rng_sar, height, width) if with_sar else None,
+                         fractions=counts / float(supersample * supersample) if with_fractions else None,
+                         meta={"supersample": supersample, "sun_azimuth_deg": round(float(np.degrees(sun_az)), 2),
+                               "sun_elevation_deg": round(float(np.degrees(sun_el)), 2)})
+    return result
+
+
+def write_scene(out_dir, hsi, strip, dsm, labels, centres, fwhm, bad, seed=0, pixel_size=2.0, epsg=32633,
+                origin=(389000.0, 5819000.0), reflectance_scale=10000, sar=None, fractions=None, meta=None,
+                classes=DEMO_CLASSES):
+    """Write a rendered scene: HSI (h, w, bands) reflectance with full spectral metadata, DSM, labels
+    (the nodata `strip` masked everywhere), optional SAR and class fractions (classes, h, w), scene.json."""
+    os.makedirs(out_dir, exist_ok=True)
+    height, width, n_bands = hsi.shape
     crs = CRS.from_epsg(int(epsg))
     transform = Affine(float(pixel_size), 0.0, float(origin[0]), 0.0, -float(pixel_size), float(origin[1]))
     paths = {k: os.path.join(out_dir, n) for k, n in
@@ -342,43 +359,40 @@ def generate_scene(out_dir, seed=0, height=256, width=256, n_bands=64, wl_min_nm
 
     # SAR
     sar_path = None
-    if with_sar:
-        sar = _sar(lay, rng_sar, height, width)
+    if sar is not None:
         _atomic_write(paths["sar"], sar[None], _profile(height, width, 1, "float32", float("nan"), crs, transform, 3),
                       descriptions=["backscatter (dB)"], dataset_tags={"units": "dB", "generator": "landfuse.synth"})
         sar_path = paths["sar"]
 
     # labels
     cmap = {0: (0, 0, 0, 0)}
-    cmap.update({c["value"]: _hex_rgb(c["color"]) for c in DEMO_CLASSES})
+    cmap.update({c["value"]: _hex_rgb(c["color"]) for c in classes})
     _atomic_write(paths["labels"], labels[None], _profile(height, width, 1, "uint8", 0, crs, transform, 2),
                   descriptions=["land cover class"], colormap=cmap,
-                  dataset_tags={"LANDFUSE_CLASSES": json.dumps(DEMO_CLASSES), "generator": "landfuse.synth"})
+                  dataset_tags={"LANDFUSE_CLASSES": json.dumps(classes), "generator": "landfuse.synth"})
 
     fractions_path = None
-    if with_fractions:
-        frac = (counts / float(supersample * supersample)).astype(np.float32)
+    if fractions is not None:
+        frac = np.asarray(fractions, np.float32).copy()
         frac[:, strip] = np.nan
         fractions_path = os.path.join(out_dir, FRACTIONS_NAME)
         _atomic_write(fractions_path, frac, _profile(height, width, 6, "float32", float("nan"), crs, transform, 3),
-                      descriptions=[f"fraction of {c['name']}" for c in DEMO_CLASSES],
-                      dataset_tags={"LANDFUSE_CLASSES": json.dumps(DEMO_CLASSES), "generator": "landfuse.synth"})
+                      descriptions=[f"fraction of {c['name']}" for c in classes],
+                      dataset_tags={"LANDFUSE_CLASSES": json.dumps(classes), "generator": "landfuse.synth"})
 
     result = {
         "hsi": paths["hsi"], "dsm": paths["dsm"], "sar": sar_path, "labels": paths["labels"],
-        "classes": [dict(c) for c in DEMO_CLASSES],
+        "classes": [dict(c) for c in classes],
         "wavelengths_nm": [float(c) for c in centres],
         "fwhm_nm": [float(x) for x in fwhm],
         "bad_bands": [int(i) for i in np.flatnonzero(bad)],
         "reflectance_scale": reflectance_scale,
         "meta": paths["meta"],
     }
-    if with_fractions:
+    if fractions is not None:
         result["fractions"] = fractions_path
     meta = dict(result, seed=int(seed), height=height, width=width, pixel_size=pixel_size, epsg=int(epsg),
-                origin=[float(origin[0]), float(origin[1])], supersample=supersample,
-                sun_azimuth_deg=round(float(np.degrees(sun_az)), 2),
-                sun_elevation_deg=round(float(np.degrees(sun_el)), 2))
+                origin=[float(origin[0]), float(origin[1])], **(meta or {}))
     fd, tmp = tempfile.mkstemp(prefix=".scene.", suffix=".json", dir=out_dir)
     with os.fdopen(fd, "w") as fh:
         json.dump(meta, fh, indent=1)
