@@ -20,6 +20,10 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"{self.prog}: {message}", "Run with --help for the usage.")
 
 
+# `pretrain` defaults: sized to finish within an hour on a 2-core CPU (see models/generic-landcover)
+PRETRAIN_DEFAULTS = {"scenes": 160, "size": 96, "steps": 1400, "crop": 64, "batch": 8}
+
+
 def build_parser():
     parser = _ArgumentParser(prog="python -m backend", description="LandFuse backend (JSON-lines events on stdout)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
@@ -33,6 +37,8 @@ def build_parser():
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--tile-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--wavelengths", help="band centres of the HSI (nm or µm, comma-separated, or a text file "
+                   "with one per line); overrides the raster's metadata; used by generic models")
 
     p = sub.add_parser("info", help="summarise a model package")
     p.add_argument("--model", required=True)
@@ -43,6 +49,10 @@ def build_parser():
         p = sub.add_parser(name, help=f"{name} a model on labels")
         if name == "finetune":
             p.add_argument("--model", required=True, help="model package to start from")
+            p.add_argument("--only-labelled-classes", action="store_true",
+                           help="drop the base model's classes that the labels never use")
+            p.add_argument("--wavelengths", help="band centres of the HSI (nm or µm, comma-separated, or a text file "
+                           "with one per line); overrides the raster's metadata; used by generic models")
         p.add_argument("--hsi", required=True)
         p.add_argument("--aux", action="append", default=[])
         p.add_argument("--labels", required=True, help="label raster (0 = unlabelled) or vector file")
@@ -55,6 +65,45 @@ def build_parser():
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--tile-size", type=int, default=64, help="training tile size")
         p.add_argument("--name", help="model name for the manifest")
+
+    p = sub.add_parser("pretrain", help="pretrain the generic model on synthetic scenes of real ingredients")
+    p.add_argument("--arch", default="m3amba", help="m3amba | bdgf | tiny")
+    p.add_argument("--out", required=True, help="model package folder to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scenes", type=int, default=PRETRAIN_DEFAULTS["scenes"], help="synthetic scenes to render")
+    p.add_argument("--size", type=int, default=PRETRAIN_DEFAULTS["size"], help="scene rows and columns")
+    p.add_argument("--steps", type=int, default=PRETRAIN_DEFAULTS["steps"], help="optimiser steps")
+    p.add_argument("--crop", type=int, default=PRETRAIN_DEFAULTS["crop"], help="training crop size")
+    p.add_argument("--batch", type=int, default=PRETRAIN_DEFAULTS["batch"], help="crops per step")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--name", help="model name for the manifest")
+
+    p = sub.add_parser("zeroshot", help="a generic model on held-out synthetic scenes and sensors vs a random forest")
+    p.add_argument("--model", required=True, help="generic model package")
+    p.add_argument("--out", required=True, help="folder for the scenes, maps and zeroshot.json")
+    p.add_argument("--scenes", type=int, default=6)
+    p.add_argument("--sensors", nargs="+", help="sensor names (default: every held-out sensor)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("fewshot", help="fine-tune a generic model with N labels per class vs train from scratch")
+    p.add_argument("--model", required=True, help="generic model package")
+    p.add_argument("--out", required=True, help="folder for the scenes, models and fewshot.json")
+    p.add_argument("--sensor", default="AisaFENIX", help="held-out sensor to simulate")
+    p.add_argument("--per-class", type=int, default=20)
+    p.add_argument("--pairs", type=int, default=1, help="(train scene, test scene) pairs")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("library-rf", help="baseline: a random forest trained on the spectral library, on a raster")
+    p.add_argument("--hsi", required=True)
+    p.add_argument("--out", required=True, help="class GeoTIFF to write")
+    p.add_argument("--wavelengths", help="band centres (nm), as for classify")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("preview", help="PNG of an image beside its land-cover map, with the legend")
+    p.add_argument("--hsi", required=True, help="the image (true colour from its wavelengths when known)")
+    p.add_argument("--classes", required=True, help="a class raster written by classify")
+    p.add_argument("--out", required=True, help="PNG to write")
 
     p = sub.add_parser("evaluate", help="accuracy of a class raster against reference labels")
     p.add_argument("--prediction", required=True)
@@ -93,13 +142,21 @@ def build_parser():
     return parser
 
 
+def _wavelengths(args):
+    if not getattr(args, "wavelengths", None):
+        return None
+    from backend.spectral import parse_wavelength_list
+    return parse_wavelength_list(args.wavelengths)
+
+
 def _run(args, events):
     if args.command == "classify":
         if args.tile_size < 16 or args.batch_size < 1:
             raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--tile-size must be ≥ 16 and --batch-size ≥ 1")
         from backend.classify import classify
         return classify(args.hsi, args.aux, args.model, args.out, events, confidence=args.confidence,
-                        device=args.device, tile_size=args.tile_size, batch_size=args.batch_size)
+                        device=args.device, tile_size=args.tile_size, batch_size=args.batch_size,
+                        wavelengths=_wavelengths(args))
     if args.command == "info":
         from backend.package import load_manifest_checked
         from backend.manifest import summarize
@@ -110,7 +167,26 @@ def _run(args, events):
         return {"diagnostics": collect()}
     if args.command in ("train", "finetune"):
         from backend.training import run_training
+        args.wavelength_list = _wavelengths(args)
         return run_training(args, events)
+    if args.command == "pretrain":
+        from backend.pretrain import run_pretraining
+        if min(args.scenes, args.steps, args.batch) < 1 or args.size < 16 or args.crop < 16:
+            raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--scenes/--steps/--batch must be ≥ 1, --size/--crop ≥ 16")
+        return run_pretraining(args, events)
+    if args.command == "library-rf":
+        from backend.generic_eval import run_library_rf
+        return run_library_rf(args, events)
+    if args.command in ("zeroshot", "fewshot"):
+        from backend import generic_eval
+        for sensor in ([args.sensor] if args.command == "fewshot" else args.sensors or []):
+            generic_eval.check_sensor(sensor)
+        if args.command == "zeroshot":
+            return generic_eval.run_zeroshot(args, events)
+        return generic_eval.run_fewshot(args, events)
+    if args.command == "preview":
+        from backend.preview import preview_files
+        return {"outputs": {"preview": preview_files(args.hsi, args.classes, args.out)}}
     if args.command == "evaluate":
         from backend.evaluate import evaluate
         return evaluate(args.prediction, args.reference, class_field=args.class_field,

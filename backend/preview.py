@@ -67,3 +67,19 @@ def render_preview(hsi_ds, class_ds, classes, out_path, max_side=512):
     draw.text((x0 + 26, y + 2), "0 nodata", fill="black", font=font)
     canvas.save(out_path, "PNG")
     return out_path
+
+
+def preview_files(hsi_path, classes_path, out_path):
+    """`preview` command: the class table comes from the map's LANDFUSE_CLASSES tag (classify writes it)."""
+    import json
+
+    from backend import rasters
+    from backend.protocol import ErrorCode, LandFuseError
+    with rasters.open_raster(hsi_path, "hyperspectral") as hsi, rasters.open_raster(classes_path, "class") as classes:
+        try:
+            table = json.loads(classes.tags().get("LANDFUSE_CLASSES", ""))
+        except ValueError:
+            raise LandFuseError(ErrorCode.INPUT_UNREADABLE,
+                                f"{classes_path} carries no LandFuse class table (LANDFUSE_CLASSES tag).",
+                                "Pass a map written by `classify`.") from None
+        return render_preview(hsi, classes, table, out_path)

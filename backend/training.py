@@ -149,24 +149,31 @@ def predict_scene(net, arrays, halo, dev, rows=None, tile=128):
     return pred
 
 
-def _transfer_weights(net, base_state, old_k, new_k, log):
-    """Load a base model's weights; tensors whose first dim is the class count keep their rows."""
+def _transfer_weights(net, base_state, base_index, old_k, log):
+    """Load a base model's weights. Tensors whose first dim is the base class count are rebuilt row by
+    row: new class i takes base row base_index[i] (None: a class the base did not know keeps its fresh
+    initialisation), so classes can be added, dropped or reordered."""
     own = net.state_dict()
-    grown = 0
+    new_k = len(base_index)
+    identity = base_index == list(range(old_k))
+    remapped = 0
     for key, value in base_state.items():
         if key not in own:
             continue
-        if own[key].shape == value.shape:
-            own[key] = value
-        elif new_k > old_k and value.shape[0] == old_k and own[key].shape[0] == new_k \
-                and own[key].shape[1:] == value.shape[1:]:
+        is_head = value.ndim > 0 and value.shape[0] == old_k and own[key].ndim > 0 \
+            and own[key].shape[0] == new_k and own[key].shape[1:] == value.shape[1:]
+        if is_head and not identity:
             merged = own[key].clone()
-            merged[:old_k] = value
+            for i, j in enumerate(base_index):
+                if j is not None:
+                    merged[i] = value[j]
             own[key] = merged
-            grown += 1
+            remapped += 1
+        elif own[key].shape == value.shape:
+            own[key] = value
     net.load_state_dict(own)
-    if grown:
-        log(f"Extended the class head from {old_k} to {new_k} classes ({grown} tensors)")
+    if remapped:
+        log(f"Class head rebuilt from {old_k} to {new_k} classes ({remapped} tensors)")
 
 
 def _class_table(base_classes, label_classes):
@@ -223,7 +230,8 @@ def run_training(args, events):
     out_dir = os.path.abspath(args.out)
     if not os.access(os.path.dirname(out_dir) or ".", os.W_OK):
         raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"Cannot write the model folder here: {out_dir}")
-    with modalities.open_modalities(args.hsi, args.aux, specs, log) as (ref, readers):
+    with modalities.open_modalities(args.hsi, args.aux, specs, log,
+                                    getattr(args, "wavelength_list", None)) as (ref, readers):
         magnitudes = [None] * len(readers)
         if not finetune:
             magnitudes = [set_normalisation(r) for r in readers]
@@ -233,6 +241,12 @@ def run_training(args, events):
         centres, _, _ = band_wavelengths(ref)
         wavelengths = [round(centres[b - 1], 3) for b in readers[0].used_bands] if centres else None
     classes = _class_table(base_manifest["classes"] if finetune else None, label_classes)
+    if finetune and getattr(args, "only_labelled_classes", False):
+        present = set(np.unique(labels).tolist())
+        dropped = [c["name"] for c in classes if c["value"] not in present]
+        classes = [c for c in classes if c["value"] in present]
+        if dropped:
+            log(f"Dropped {len(dropped)} class(es) no label uses: {', '.join(dropped)}")
     index_of = {c["value"]: i for i, c in enumerate(classes)}
     targets = np.full(labels.shape, -1, np.int64)
     for value, i in index_of.items():
@@ -250,7 +264,9 @@ def run_training(args, events):
 
     net = nets.build(arch, params, [a.shape[0] for a in arrays], len(classes))
     if finetune:
-        _transfer_weights(net, base_state, len(base_manifest["classes"]), len(classes), log)
+        base_values = [c["value"] for c in base_manifest["classes"]]
+        _transfer_weights(net, base_state, [base_values.index(c["value"]) if c["value"] in base_values else None
+                                            for c in classes], len(base_values), log)
     net.to(dev)
     halo = nets.halo(arch)
     epochs = args.epochs or (DEFAULT_EPOCHS.get(arch, 40) // (2 if finetune else 1))

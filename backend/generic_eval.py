@@ -1,0 +1,232 @@
+"""`zeroshot` and `fewshot`: what the generic model does on scenes and sensors it never saw.
+
+zeroshot  held-out scenes (held-out spectra, held-out parts of the real maps or new generated towns,
+          held-out sensors), written as GeoTIFFs the way users have them (uint16 ×10000, band metadata,
+          bad-band list) and run through the real `classify` path, with and without the DSM; against a
+          RandomForest(300) trained on the raw training-partition library spectra convolved to each
+          scene's bands. Same pixels for all; one confusion matrix over all scenes, every pixel once.
+fewshot   on pairs of held-out scenes of one held-out sensor: N labelled pixels per class on scene A;
+          fine-tune the generic model on them vs train the same architecture from scratch on them;
+          both classify scene B.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+import rasterio
+
+from backend.classify import classify
+from backend.cli import build_parser
+from backend.metrics import confusion_matrix, summarize_confusion
+from backend.protocol import ErrorCode, LandFuseError
+from backend.synth import library, sensors, spectra
+from backend.synth.library_scene import render_library_scene, required_range, split_library
+from backend.synth.scene import write_scene
+
+SCENE_SIZE = 128
+RF_TREES = 300
+
+
+class _Quiet:
+    """Event sink for the nested classify/train runs: logs go to the parent as one-liners."""
+
+    def __init__(self, events, prefix):
+        self.events, self.prefix = events, prefix
+
+    def log(self, message, level="info"):
+        if level != "info":
+            self.events.log(f"{self.prefix}{message}", level)
+
+    def progress(self, *args, **kwargs):
+        pass
+
+
+def held_out_scene(out_dir, seed, sensor_name):
+    """Render and write one held-out scene; returns (paths dict, in-memory scene)."""
+    centres, fwhm = sensors.sensor_bands(sensor_name)
+    scene = render_library_scene(seed, "held_out", size=SCENE_SIZE, sensor=(sensor_name, centres, fwhm),
+                                 data_dir=library.shared_data_dir())
+    paths = write_scene(out_dir, scene["hsi"], ~scene["valid"], scene["dsm"], scene["labels"], scene["centres"],
+                        scene["fwhm"], scene["bad"], seed=seed, pixel_size=scene["pixel_size"],
+                        classes=library.GENERIC_CLASSES,
+                        meta={"split": "held_out", "sensor": sensor_name, "layout": scene["layout"]})
+    return paths, scene
+
+
+def library_training_set(centres, fwhm, good):
+    """The training partition's spectra convolved to a sensor's good bands: (X, y) for the baseline."""
+    lib = split_library("train", library.shared_data_dir())
+    lo, hi = required_range(centres[good])
+    keep = lib.covering(lo, hi, skip_nm=library.LIBRARY_GAPS_NM)
+    grid = lib.wavelengths_nm
+    srf = spectra.band_response_matrix(grid, centres[good], fwhm[good])
+    filled = np.array([np.interp(grid, grid[~np.isnan(s)], s[~np.isnan(s)]) for s in lib.spectra[keep]])
+    return (filled @ srf.T).astype(np.float32), lib.classes[keep]
+
+
+def _random_forest(scene, seed):
+    from sklearn.ensemble import RandomForestClassifier
+    good = ~scene["bad"]
+    x, y = library_training_set(scene["centres"], scene["fwhm"], good)
+    forest = RandomForestClassifier(n_estimators=RF_TREES, n_jobs=-1, random_state=seed, class_weight="balanced")
+    forest.fit(x, y)
+    pixels = scene["hsi"][:, :, good].reshape(-1, int(good.sum()))
+    return forest.predict(pixels).reshape(scene["labels"].shape).astype(np.uint8), len(y)
+
+
+def _read(path):
+    with rasterio.open(path) as ds:
+        return ds.read(1)
+
+
+# a 7th column/row: labelled pixels the model left unclassified (nodata) count as errors, not as absent
+_NAMES = [c["name"] for c in library.GENERIC_CLASSES] + ["unclassified"]
+
+
+def _summary(cm):
+    return summarize_confusion(cm, _NAMES)
+
+
+def _confusion(labels, prediction):
+    mask = labels > 0
+    pred = prediction[mask].astype(np.int64)
+    return confusion_matrix(labels[mask].astype(np.int64) - 1, np.where((pred >= 1) & (pred <= 6), pred - 1, 6), 7)
+
+
+def run_zeroshot(args, events):
+    started = time.perf_counter()
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    names = args.sensors or sensors.sensor_names("held_out")
+    cms = {"generic_hsi_dsm": np.zeros((7, 7), np.int64), "generic_hsi_only": np.zeros((7, 7), np.int64),
+           "random_forest": np.zeros((7, 7), np.int64)}
+    scenes = []
+    for i in range(args.scenes):
+        sensor_name = names[i % len(names)]
+        seed = args.seed * 1000 + i
+        folder = os.path.join(out, f"scene_{i:02d}_{sensor_name}")
+        paths, scene = held_out_scene(folder, seed, sensor_name)
+        labels = scene["labels"]
+        preds = {}
+        for key, aux in (("generic_hsi_dsm", [paths["dsm"]]), ("generic_hsi_only", [])):
+            target = os.path.join(folder, f"{key}.tif")
+            classify(paths["hsi"], aux, args.model, target, _Quiet(events, f"[scene {i}] "))
+            preds[key] = _read(target)
+        preds["random_forest"], n_lib = _random_forest(scene, args.seed)
+        row = {"scene": os.path.basename(folder), "sensor": sensor_name, "bands": int(scene["centres"].size),
+               "layout": scene["layout"], "pixel_size_m": scene["pixel_size"], "labelled_px": int((labels > 0).sum()),
+               "rf_library_spectra": n_lib}
+        for key, pred in preds.items():
+            cm = _confusion(labels, pred)
+            cms[key] += cm
+            row[key] = _summary(cm)["oa"]
+        scenes.append(row)
+        events.log(f"[scene {i}] {sensor_name} ({row['bands']} bands, {row['layout']}, {row['pixel_size_m']:g} m): "
+                   + ", ".join(f"{k} OA {row[k]:.3f}" for k in cms))
+        events.progress("zeroshot", i + 1, args.scenes)
+    report = {"model": os.path.basename(os.path.abspath(args.model)), "seed": args.seed, "scenes": scenes,
+              "metrics": {k: _summary(v) for k, v in cms.items()}}
+    _write_json(os.path.join(out, "zeroshot.json"), report)
+    metrics = {k: {m: v[m] for m in ("oa", "aa", "kappa", "n_pixels")} for k, v in report["metrics"].items()}
+    return {"outputs": {"report": os.path.join(out, "zeroshot.json")}, "metrics": metrics,
+            "timings": {"total_s": round(time.perf_counter() - started, 1)}}
+
+
+def run_fewshot(args, events):
+    from backend.synth.labels import sample_labels
+    from backend.training import run_training
+    started = time.perf_counter()
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    manifest_arch = json.load(open(os.path.join(args.model, "model.json"), encoding="utf-8"))["architecture"]["name"]
+    cms = {"finetuned_generic": np.zeros((7, 7), np.int64), "from_scratch": np.zeros((7, 7), np.int64)}
+    pairs = []
+    for p in range(args.pairs):
+        seed = args.seed * 1000 + 500 + 2 * p
+        train_dir, test_dir = (os.path.join(out, f"pair_{p}_{k}") for k in ("train", "test"))
+        train_paths, _ = held_out_scene(train_dir, seed, args.sensor)
+        test_paths, test_scene = held_out_scene(test_dir, seed + 1, args.sensor)
+        sparse = os.path.join(train_dir, "labels_sparse.tif")
+        counts = sample_labels(train_paths["labels"], sparse, per_class=args.per_class, seed=seed)
+        runs = {
+            "finetuned_generic": ["finetune", "--model", args.model],
+            "from_scratch": ["train", "--arch", manifest_arch],
+        }
+        row = {"pair": p, "sensor": args.sensor, "labels_per_class": {str(k): v for k, v in counts.items()}}
+        for key, head in runs.items():
+            model_dir = os.path.join(out, f"pair_{p}_{key}")
+            argv = head + ["--hsi", train_paths["hsi"], "--aux", train_paths["dsm"], "--labels", sparse,
+                           "--out", model_dir, "--seed", str(args.seed)]
+            if args.epochs:
+                argv += ["--epochs", str(args.epochs)]
+            run_training(build_parser().parse_args(argv), _Quiet(events, f"[{key}] "))
+            target = os.path.join(test_dir, f"{key}.tif")
+            classify(test_paths["hsi"], [test_paths["dsm"]], model_dir, target, _Quiet(events, f"[{key}] "))
+            cm = _confusion(test_scene["labels"], _read(target))
+            cms[key] += cm
+            row[key] = _summary(cm)["oa"]
+        pairs.append(row)
+        events.log(f"[pair {p}] " + ", ".join(f"{k} OA {row[k]:.3f}" for k in cms))
+    report = {"model": os.path.basename(os.path.abspath(args.model)), "sensor": args.sensor,
+              "per_class": args.per_class, "pairs": pairs, "metrics": {k: _summary(v) for k, v in cms.items()}}
+    _write_json(os.path.join(out, "fewshot.json"), report)
+    metrics = {k: {m: v[m] for m in ("oa", "aa", "kappa", "n_pixels")} for k, v in report["metrics"].items()}
+    return {"outputs": {"report": os.path.join(out, "fewshot.json")}, "metrics": metrics,
+            "timings": {"total_s": round(time.perf_counter() - started, 1)}}
+
+
+def run_library_rf(args, events):
+    """`library-rf`: the baseline on a real raster — a RandomForest(300) trained on the training-partition
+    library spectra convolved to the raster's good bands, applied pixel by pixel. The raster's values are
+    brought to reflectance by the power of ten that matches the library's magnitude (as classify does)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from backend import output, rasters
+    from backend.modalities import _detect_scale, _good_bands
+    from backend.spectral import require_wavelengths
+    started = time.perf_counter()
+    wavelengths = None
+    if args.wavelengths:
+        from backend.spectral import parse_wavelength_list
+        wavelengths = parse_wavelength_list(args.wavelengths)
+    output.check_writable(args.out)
+    with rasters.open_raster(args.hsi, "hyperspectral") as ds:
+        centres, fwhm, _ = require_wavelengths(ds, wavelengths)
+        good, _ = _good_bands(ds, "hsi", events.log)
+        c = np.asarray(centres, np.float64)
+        fw = np.asarray(fwhm, np.float64) if fwhm else spectra.band_fwhm(c)
+        mask = np.zeros(c.size, bool)
+        mask[np.asarray(good) - 1] = True
+        x, y = library_training_set(c, fw, mask)
+        scale = _detect_scale({"typical_magnitude": float(np.median(x))}, ds, good, "hsi", events.log)
+        data, valid = rasters.read_window(ds, good, rasters.full_window(ds))
+        pixel_valid = valid.all(axis=0)
+        forest = RandomForestClassifier(n_estimators=RF_TREES, n_jobs=-1, random_state=args.seed, class_weight="balanced")
+        forest.fit(x, y)
+        pred = np.zeros(pixel_valid.shape, np.uint8)
+        pred[pixel_valid] = forest.predict((data[:, pixel_valid] * scale).T)
+        writer = output.ClassificationWriter(args.out, ds.profile, library.GENERIC_CLASSES, None)
+        try:
+            writer.write(rasters.full_window(ds), pred, None)
+            outputs = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    return {"outputs": outputs, "class_table": library.GENERIC_CLASSES,
+            "metrics": {"library_spectra": int(len(y)), "scale": scale},
+            "timings": {"total_s": round(time.perf_counter() - started, 1)}}
+
+
+def _write_json(path, obj):
+    tmp = path + ".part"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def check_sensor(name):
+    if name not in [n for n, _, _ in sensors.SENSORS]:
+        raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"Unknown sensor {name!r}",
+                            "Known: " + ", ".join(n for n, _, _ in sensors.SENSORS))

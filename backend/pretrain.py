@@ -1,0 +1,250 @@
+"""`pretrain`: the generic, sensor-agnostic land-cover model, from synthetic scenes of real ingredients.
+
+    scenes   backend.synth.library_scene, split "train" (training spectra, map parts and sensors only)
+    input    HSI → canonical grid features (backend.canonical); DSM (optional) relative to the scene's
+             2nd percentile, plus a presence channel
+    training random 64 px crops, flips/turns, a random brightness per crop (illumination, unknown
+             radiometric scale), the DSM dropped from half the crops (modality dropout: the model must
+             be good with the HSI alone and better with a DSM), cosine schedule, fixed step count
+Deterministic for a seed: scenes, crops and initial weights all follow from it.
+"""
+
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from backend import canonical, modalities, nets
+from backend.package import save_package, sha256_file
+from backend.protocol import ErrorCode, LandFuseError
+from backend.synth import library
+from backend.synth.library_scene import render_library_scene
+from backend.training import _augment
+
+DSM_DROPOUT = 0.5
+GAIN_RANGE = (0.6, 1.6)
+
+
+def scene_arrays(scene):
+    """(features (N_FEATURES, h, w) unnormalised, dsm (1, h, w) relative to its p2, targets (h, w) int64
+    with -1 where unlabelled/nodata) — the same computation SpectralReader does on a raster."""
+    good = ~scene["bad"]
+    weights, covered = canonical.resampling(scene["centres"][good])
+    # stored reflectance is never negative (uint16 products clip at their smallest step): noise on dark
+    # water in the SWIR would otherwise give shapes no real file has
+    cube = np.clip(np.ascontiguousarray(scene["hsi"][:, :, good].transpose(2, 0, 1)), 1e-4, None)
+    feats = canonical.band_features(cube, weights, covered)
+    feats[:, ~scene["valid"]] = 0.0
+    dsm = scene["dsm"] - np.percentile(scene["dsm"][scene["valid"]], 2)
+    targets = scene["labels"].astype(np.int64) - 1
+    targets[~scene["valid"]] = -1
+    return feats, dsm[None].astype(np.float32), targets
+
+
+# Smallest std a channel is normalised by: a channel that hardly varied in pretraining must not turn a
+# small difference on a new sensor into hundreds of standard deviations.
+MIN_STD = 0.05
+
+
+def _stats(arrays, valids):
+    n = sum(int(v.sum()) for v in valids)
+    mean = sum(a[:, v].sum(axis=1, dtype=np.float64) for a, v in zip(arrays, valids)) / n
+    var = sum(((a[:, v] - mean[:, None]) ** 2).sum(axis=1) for a, v in zip(arrays, valids)) / n
+    return mean.astype(np.float32), np.maximum(np.sqrt(var), MIN_STD).astype(np.float32)
+
+
+def feature_stats(feats, valids):
+    """Normalisation of the canonical features: shape and brightness by their pretraining mean/std;
+    the coverage mask is kept 0/1 (mean 0, std 1) so a sensor lacking a bin that every pretraining
+    sensor had reads as plainly uncovered, not as an extreme value. Also returns the fraction of
+    pretraining pixels each bin was covered in: bins (almost) never covered are masked at inference."""
+    mean, std = _stats(feats, valids)
+    mask = slice(canonical.N_BINS + 1, None)
+    coverage = mean[mask].copy()
+    mean[mask], std[mask] = 0.0, 1.0
+    return mean, std, coverage
+
+
+def build_training_set(n_scenes, size, seed, log, progress=None, data_dir=None):
+    feats, dsms, targets, valids, used, magnitudes = [], [], [], [], [], []
+    for i in range(n_scenes):
+        scene = render_library_scene(seed * 100_000 + i, "train", size=size, data_dir=data_dir)
+        f, d, t = scene_arrays(scene)
+        feats.append(f)
+        dsms.append(d)
+        targets.append(t)
+        valids.append(scene["valid"])
+        magnitudes.append(float(np.median(np.abs(scene["hsi"][scene["valid"]][:, ~scene["bad"]]))))
+        used.append(f"{scene['sensor']} ({scene['layout']} layout, {scene['pixel_size']:g} m)")
+        if progress:
+            progress("scenes", i + 1, n_scenes)
+    log(f"Rendered {n_scenes} pretraining scenes of {size}×{size} px")
+    return feats, dsms, targets, valids, used, float(np.median(magnitudes))
+
+
+def run_pretraining(args, events):
+    import torch
+    started = time.perf_counter()
+    log = events.log
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    rng = np.random.default_rng(args.seed)
+    out_dir = os.path.abspath(args.out)
+    if not os.access(os.path.dirname(out_dir) or ".", os.W_OK):
+        raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"Cannot write the model folder here: {out_dir}")
+    data_dir = library.shared_data_dir()
+    if data_dir is None:
+        raise LandFuseError(ErrorCode.INPUT_NOT_FOUND, "Pretraining needs the real spectra and maps in ../shared/data.",
+                            "Put the shared data folder beside the repository or set LANDFUSE_SHARED_DATA.")
+    feats, dsms, targets, valids, used, magnitude = build_training_set(args.scenes, args.size, args.seed, log,
+                                                            events.progress, data_dir)
+    f_mean, f_std, coverage = feature_stats(feats, valids)
+    d_mean, d_std = _stats(dsms, valids)
+    for f, d in zip(feats, dsms):   # normalise in place: the set is the largest thing in memory
+        f -= f_mean[:, None, None]
+        f /= f_std[:, None, None]
+        d -= d_mean[:, None, None]
+        d /= d_std[:, None, None]
+    for f, d, v in zip(feats, dsms, valids):
+        f[:, ~v] = 0.0
+        d[:, ~v] = 0.0
+    classes = [dict(c) for c in library.GENERIC_CLASSES]
+    arch = args.arch
+    params = nets.default_params(arch)
+    net = nets.build(arch, params, [canonical.N_FEATURES, 2], len(classes))
+    dev = "cpu" if args.device == "auto" and not torch.cuda.is_available() else (
+        "cuda" if args.device in ("auto", "cuda") else "cpu")
+    net.to(dev)
+    crop = min(args.crop, args.size)
+    counts = np.bincount(np.concatenate([t[t >= 0] for t in targets]), minlength=len(classes)).astype(np.float64)
+    weights = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
+    weights = torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=dev)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    log_b = canonical.N_BINS   # the log-brightness channel
+
+    def batch():
+        xs, ds, ys = [], [], []
+        for _ in range(args.batch):
+            k = int(rng.integers(len(feats)))
+            r, c = (int(rng.integers(args.size - crop + 1)) for _ in range(2))
+            x = feats[k][:, r:r + crop, c:c + crop].copy()
+            x[log_b] += math.log10(rng.uniform(*GAIN_RANGE)) / f_std[log_b]
+            d = dsms[k][:, r:r + crop, c:c + crop]
+            present = rng.random() >= DSM_DROPOUT
+            d = np.concatenate([d, np.full_like(d, 1.0)]) if present else np.zeros((2, crop, crop), np.float32)
+            xs.append(x)
+            ds.append(d)
+            ys.append(targets[k][r:r + crop, c:c + crop])
+        xb = [torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ds))]
+        xb, yb = _augment(xb, torch.from_numpy(np.stack(ys)), rng, torch)
+        return [x.to(dev) for x in xb], yb.to(dev)
+
+    net.train()
+    losses = []
+    for step in range(args.steps):
+        xb, yb = batch()
+        loss = torch.nn.functional.cross_entropy(net(xb), yb, weight=weights, ignore_index=-1, label_smoothing=0.05)
+        for value in (net.extra_losses() if hasattr(net, "extra_losses") else {}).values():
+            loss = loss + value
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        optimiser.step()
+        schedule.step()
+        losses.append(loss.item())
+        if (step + 1) % 20 == 0 or step + 1 == args.steps:
+            events.progress("pretrain", step + 1, args.steps)
+        if (step + 1) % 100 == 0:
+            log(f"step {step + 1}/{args.steps}: loss {np.mean(losses[-100:]):.4f}")
+    seconds = round(time.perf_counter() - started, 1)
+    manifest = _manifest(args, arch, params, classes, f_mean, f_std, d_mean, d_std, used, losses, seconds, dev,
+                         data_dir, magnitude, coverage)
+    save_package(out_dir, manifest, net.state_dict(), model_card(manifest))
+    return {"outputs": {"model": out_dir}, "metrics": {"final_loss": manifest["training"]["final_loss"]},
+            "timings": {"total_s": seconds}, "class_table": classes}
+
+
+def _versions():
+    from importlib import metadata
+    import torch
+    out = {"torch": torch.__version__, "numpy": np.__version__}
+    for pkg in ("scipy", "rasterio", "earthlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _data_files(data_dir):
+    files = library.SOURCE_FILES if hasattr(library, "SOURCE_FILES") else ()
+    return [{"file": os.path.relpath(p, data_dir), "sha256": sha256_file(p)}
+            for p in (os.path.join(data_dir, f) for f in files) if os.path.isfile(p)]
+
+
+def _manifest(args, arch, params, classes, f_mean, f_std, d_mean, d_std, used, losses, seconds, dev, data_dir,
+              magnitude, coverage):
+    from backend import __version__
+    name = args.name or os.path.basename(os.path.abspath(args.out))
+    command = "python -m backend " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m backend pretrain"
+    rounded = lambda a: [round(float(v), 6) for v in a]  # noqa: E731
+    return {
+        "format": "landfuse-model", "format_version": 1, "id": name, "name": name, "generic": True,
+        "architecture": {"name": arch, "params": params},
+        "modalities": [
+            {"name": "hsi", "kind": "hsi", "bands": canonical.N_FEATURES, "spectral_grid": canonical.GRID_ID,
+             "mean": rounded(f_mean), "std": rounded(f_std), "typical_magnitude": round(magnitude, 5),
+             "trained_coverage": rounded(coverage)},
+            {"name": "dsm", "kind": "aux", "bands": 1, "source_bands": 1, "used_bands": [1], "optional": True,
+             "scene_offset": modalities.SCENE_OFFSET, "mean": rounded(d_mean), "std": rounded(d_std)},
+        ],
+        "classes": classes, "halo": nets.halo(arch),
+        "weights": {"file": "weights.safetensors", "sha256": "0" * 64},
+        "training": {"landfuse": __version__, "command": command, "seed": args.seed, "scenes": args.scenes,
+                     "scene_size": args.size, "steps": args.steps, "crop": args.crop, "batch": args.batch,
+                     "seconds": seconds, "device": dev, "versions": _versions(),
+                     "final_loss": round(float(np.mean(losses[-100:])), 4),
+                     "sensors_seen": sorted(set(u.split(" (")[0] for u in used if not u.startswith("random"))),
+                     "random_sensors": sum(u.startswith("random") for u in used),
+                     "data": _data_files(data_dir)},
+        "metrics": {},
+    }
+
+
+def model_card(manifest, evaluation_md=""):
+    t = manifest["training"]
+    lines = [
+        f"# {manifest['name']} — generic land-cover model", "",
+        f"Architecture `{manifest['architecture']['name']}`; classes: "
+        + ", ".join(c["name"] for c in manifest["classes"]) + ".", "",
+        "## What it is for",
+        "A first map on any imaging spectrometer whose band wavelengths are known (band metadata, ENVI header "
+        "or `--wavelengths`), before a single label is drawn; a DSM improves it but is optional. Fine-tune it "
+        "with a few labels per class (`finetune --model` this folder) for your scene and classes.", "",
+        "## Input: canonical spectral grid",
+        f"Bands are resampled onto `{canonical.GRID_ID}`: {canonical.N_BINS} Gaussian bins of "
+        f"{canonical.GRID_STEP_NM:g} nm from {canonical.GRID_START_NM:g} to {canonical.GRID_STOP_NM:g} nm, with a "
+        "coverage mask (bins a sensor lacks or loses to bad bands are marked, not zero-filled), per-pixel "
+        "spectral shape and log brightness. Chosen over a wavelength-conditioned input layer because the mapping "
+        "is fixed and inspectable and the network behind it stays a plain fixed-width network (see "
+        "backend/canonical.py).", "",
+        "## How it was trained", "```", t["command"], "```", "",
+        f"- {t['scenes']} synthetic scenes of {t['scene_size']}×{t['scene_size']} px (backend/synth/library_scene.py, "
+        "split `train`): real spectra (EnMAP Berlin library, Houston 2013 CASI training spectra, earthlib) "
+        "mapped to the six classes (backend/synth/library.py), real map shapes (Berlin, Trento, MUUFL, Houston, "
+        "Augsburg label maps) or generated towns, heights from real LiDAR (Trento, MUUFL), sun/shade, "
+        "sub-pixel mixing, sensor band responses, noise, bad bands",
+        f"- sensors: {', '.join(t['sensors_seen'])} and {t['random_sensors']} scenes of random sensors",
+        f"- {t['steps']} steps of {t['batch']} crops of {t['crop']} px, seed {t['seed']}; DSM dropped from half "
+        f"the crops; {t['seconds']} s on {t['device']}; final loss {t['final_loss']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in t["versions"].items()), "",
+    ]
+    if evaluation_md:
+        lines += [evaluation_md.strip(), ""]
+    lines += ["## Classes", "| value | name | colour |", "|---|---|---|"]
+    lines += [f"| {c['value']} | {c['name']} | {c['color']} |" for c in manifest["classes"]]
+    return "\n".join(lines) + "\n"
