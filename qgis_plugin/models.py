@@ -94,7 +94,9 @@ def list_models(root=None, include_invalid=False):
 
 
 def default_model_dir(root=None):
+    """The bundled generic model (it works on any sensor before a label is drawn), else the first one."""
     models = list_models(root)
     bundled = [m for m in models if m.bundled]
-    pick = (bundled or models or [None])[0]
+    generic = [m for m in bundled if m.summary.get("generic")]
+    pick = (generic or bundled or models or [None])[0]
     return pick.path if pick else ""

@@ -105,9 +105,11 @@ def check_inputs(result, hsi, aux_layers, summary=None):
     if summary is not None:
         modalities = summary["modalities"]
         expected = len(modalities) - 1
-        if len(aux_layers) != expected:
-            names = ", ".join(m["name"] for m in modalities[1:]) or "none"
-            result.error(f"The model takes the hyperspectral layer plus {expected} auxiliary layer(s) ({names}); "
+        required = sum(1 for m in modalities[1:] if not m.get("optional"))
+        if not required <= len(aux_layers) <= expected:
+            names = ", ".join(m["name"] + (" (optional)" if m.get("optional") else "") for m in modalities[1:]) or "none"
+            count = f"{required} to {expected}" if required < expected else f"{expected}"
+            result.error(f"The model takes the hyperspectral layer plus {count} auxiliary layer(s) ({names}); "
                          f"{len(aux_layers)} given.")
         if not summary.get("generic"):
             _band_rule(result, hsi, modalities[0], "The hyperspectral layer")

@@ -3,7 +3,7 @@
 import os
 
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterFile, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
+                       QgsProcessingParameterFile, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
 from ..models import default_model_dir
 from ..preflight import Preflight, check_inputs
@@ -31,6 +31,11 @@ class ClassifyRaster(LandFuseAlgorithm):
             "MODEL_FOLDER", tr("Model package folder"), QgsProcessingParameterFile.Folder,
             defaultValue=default_model_dir() or None))
         add_device(self)
+        wavelengths = QgsProcessingParameterString(
+            "WAVELENGTHS", tr("Band centres of the hyperspectral layer (nm; a list or a text file) — only for a "
+                              "generic model on a raster without wavelength metadata"), optional=True)
+        wavelengths.setFlags(wavelengths.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(wavelengths)
         tile = QgsProcessingParameterNumber("TILE_SIZE", tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
                                             defaultValue=256, minValue=16, maxValue=4096)
         tile.setFlags(tile.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -56,6 +61,9 @@ class ClassifyRaster(LandFuseAlgorithm):
         out = self.parameterAsOutputLayer(parameters, "OUTPUT_CLASSES", context)
         args = layer_args(hsi, aux) + ["--model", model_dir, "--out", out] + device_arg(self, parameters, context)
         args += ["--tile-size", str(self.parameterAsInt(parameters, "TILE_SIZE", context))]
+        wavelengths = (self.parameterAsString(parameters, "WAVELENGTHS", context) or "").strip()
+        if wavelengths:
+            args += ["--wavelengths", wavelengths]
         confidence = None
         if parameters.get("OUTPUT_CONFIDENCE") not in (None, ""):
             confidence = self.parameterAsOutputLayer(parameters, "OUTPUT_CONFIDENCE", context) or None
