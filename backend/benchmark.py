@@ -14,7 +14,7 @@ pixels' band values (HSI + aux); scikit-learn is a benchmark-only dependency, im
 import json
 import os
 import platform
-import sys
+import shlex
 import time
 
 import numpy as np
@@ -44,7 +44,7 @@ class _Nested(EventWriter):
 
 
 def _train_net(arch, data, labels, model_dir, seed, epochs, tile_size, device, events):
-    from backend.cli import build_parser
+    from backend.cli import parse_args
     from backend.training import run_training
     argv = ["train", "--hsi", data["hsi"], "--labels", labels, "--arch", arch, "--out", model_dir,
             "--seed", str(seed), "--device", device, "--tile-size", str(tile_size)]
@@ -52,7 +52,7 @@ def _train_net(arch, data, labels, model_dir, seed, epochs, tile_size, device, e
         argv += ["--aux", aux]
     if epochs:
         argv += ["--epochs", str(epochs)]
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     return run_training(args, events)
 
 
@@ -202,7 +202,7 @@ def run_benchmark(args, events):
     device = devices.resolve_device(args.device)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    command = "python -m backend " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m backend benchmark"
+    command = "python -m backend " + shlex.join(getattr(args, "argv", None) or ["benchmark"])
     seeds = list(range(args.seeds))
     total = len(seeds) * len(archs)
     checked = {}

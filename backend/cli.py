@@ -142,6 +142,14 @@ def build_parser():
     return parser
 
 
+def parse_args(argv):
+    """Parsed arguments plus `argv` itself: a model records the exact command that made it, also when a
+    command (benchmark, fewshot) runs another in-process."""
+    args = build_parser().parse_args(argv)
+    args.argv = [str(a) for a in argv]
+    return args
+
+
 def _wavelengths(args):
     if not getattr(args, "wavelengths", None):
         return None
@@ -218,7 +226,7 @@ def main(argv=None, stdout=None):
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(sys.argv[1:] if argv is None else argv)
         import rasterio
         # GDAL's block cache defaults to 5 % of RAM and fills up as windows stream through, so peak
         # memory would grow with the raster; a fixed cache keeps windowed work flat.

@@ -18,12 +18,11 @@ import numpy as np
 import rasterio
 
 from backend.classify import classify
-from backend.cli import build_parser
+from backend.cli import parse_args
 from backend.metrics import confusion_matrix, summarize_confusion
 from backend.protocol import ErrorCode, LandFuseError
 from backend.synth import library, sensors, spectra
-from backend.synth.library_scene import render_library_scene, required_range, split_library
-from backend.synth.scene import write_scene
+from backend.synth.library_scene import required_range, split_library, write_library_scene
 
 SCENE_SIZE = 128
 RF_TREES = 300
@@ -44,15 +43,7 @@ class _Quiet:
 
 
 def held_out_scene(out_dir, seed, sensor_name):
-    """Render and write one held-out scene; returns (paths dict, in-memory scene)."""
-    centres, fwhm = sensors.sensor_bands(sensor_name)
-    scene = render_library_scene(seed, "held_out", size=SCENE_SIZE, sensor=(sensor_name, centres, fwhm),
-                                 data_dir=library.shared_data_dir())
-    paths = write_scene(out_dir, scene["hsi"], ~scene["valid"], scene["dsm"], scene["labels"], scene["centres"],
-                        scene["fwhm"], scene["bad"], seed=seed, pixel_size=scene["pixel_size"],
-                        classes=library.GENERIC_CLASSES,
-                        meta={"split": "held_out", "sensor": sensor_name, "layout": scene["layout"]})
-    return paths, scene
+    return write_library_scene(out_dir, seed, "held_out", sensor_name, SCENE_SIZE, library.shared_data_dir())
 
 
 def library_training_set(centres, fwhm, good):
@@ -161,7 +152,7 @@ def run_fewshot(args, events):
                            "--out", model_dir, "--seed", str(args.seed)]
             if args.epochs:
                 argv += ["--epochs", str(args.epochs)]
-            run_training(build_parser().parse_args(argv), _Quiet(events, f"[{key}] "))
+            run_training(parse_args(argv), _Quiet(events, f"[{key}] "))
             target = os.path.join(test_dir, f"{key}.tif")
             classify(test_paths["hsi"], [test_paths["dsm"]], model_dir, target, _Quiet(events, f"[{key}] "))
             cm = _confusion(test_scene["labels"], _read(target))

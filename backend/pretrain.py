@@ -11,7 +11,7 @@ Deterministic for a seed: scenes, crops and initial weights all follow from it.
 
 import math
 import os
-import sys
+import shlex
 import time
 
 import numpy as np
@@ -21,7 +21,7 @@ from backend.package import save_package, sha256_file
 from backend.protocol import ErrorCode, LandFuseError
 from backend.synth import library
 from backend.synth.library_scene import render_library_scene
-from backend.training import _augment
+from backend.training import _augment, train_step
 
 DSM_DROPOUT = 0.5
 GAIN_RANGE = (0.6, 1.6)
@@ -146,16 +146,7 @@ def run_pretraining(args, events):
     net.train()
     losses = []
     for step in range(args.steps):
-        xb, yb = batch()
-        loss = torch.nn.functional.cross_entropy(net(xb), yb, weight=weights, ignore_index=-1, label_smoothing=0.05)
-        for value in (net.extra_losses() if hasattr(net, "extra_losses") else {}).values():
-            loss = loss + value
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        optimiser.step()
-        schedule.step()
-        losses.append(loss.item())
+        losses.append(train_step(net, optimiser, schedule, *batch(), weights))
         if (step + 1) % 20 == 0 or step + 1 == args.steps:
             events.progress("pretrain", step + 1, args.steps)
         if (step + 1) % 100 == 0:
@@ -190,7 +181,7 @@ def _manifest(args, arch, params, classes, f_mean, f_std, d_mean, d_std, used, l
               magnitude, coverage):
     from backend import __version__
     name = args.name or os.path.basename(os.path.abspath(args.out))
-    command = "python -m backend " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m backend pretrain"
+    command = "python -m backend " + shlex.join(getattr(args, "argv", None) or ["pretrain"])
     rounded = lambda a: [round(float(v), 6) for v in a]  # noqa: E731
     return {
         "format": "landfuse-model", "format_version": 1, "id": name, "name": name, "generic": True,

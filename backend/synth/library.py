@@ -24,14 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GENERIC_CLASSES = [
-    {"value": 1, "name": "roof", "color": "#d7301f"},
-    {"value": 2, "name": "pavement", "color": "#969696"},
-    {"value": 3, "name": "low vegetation", "color": "#a1d99b"},
-    {"value": 4, "name": "tree", "color": "#238b45"},
-    {"value": 5, "name": "soil", "color": "#c2a36b"},
-    {"value": 6, "name": "water", "color": "#2171b5"},
-]
+from .scene import DEMO_CLASSES
+
+GENERIC_CLASSES = DEMO_CLASSES   # one class table for the demo scenes and the generic model
 
 # 350..2500 nm every 5 nm: spans every source (380-2450 nm) and is finer than all of their band spacings,
 # so resampling onto it loses next to nothing.

@@ -123,3 +123,16 @@ def render_library_scene(seed, split="train", size=96, sensor=None, data_dir=Non
     dsm = (surface + rng_misc.normal(0.0, 0.15, surface.shape)).astype(np.float32)
     return {"hsi": hsi.astype(np.float32), "valid": ~strip, "dsm": dsm, "labels": labels, "centres": centres,
             "fwhm": fwhm, "bad": bad, "sensor": name, "layout": layout, "pixel_size": pixel_size}
+
+
+def write_library_scene(out_dir, seed, split, sensor_name, size=128, data_dir=None):
+    """Render a scene of a named sensor and write it as users have scenes (uint16 reflectance ×10000
+    GeoTIFF with wavelengths, FWHM and a bad-band list; DSM; labels). Returns (paths, in-memory scene)."""
+    from .scene import write_scene
+    centres, fwhm = sensors.sensor_bands(sensor_name)
+    scene = render_library_scene(seed, split, size=size, sensor=(sensor_name, centres, fwhm), data_dir=data_dir)
+    paths = write_scene(out_dir, scene["hsi"], ~scene["valid"], scene["dsm"], scene["labels"], scene["centres"],
+                        scene["fwhm"], scene["bad"], seed=seed, pixel_size=scene["pixel_size"],
+                        classes=library.GENERIC_CLASSES,
+                        meta={"split": split, "sensor": sensor_name, "layout": scene["layout"]})
+    return paths, scene

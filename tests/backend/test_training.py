@@ -84,3 +84,11 @@ def test_train_refuses_labels_that_miss_the_image(tmp_path):
                               tmp_path / "m")
     assert code == 1 and events[-1]["code"] == "crs_no_overlap"
     assert not os.path.exists(tmp_path / "m")
+
+
+def test_early_stopping_score_weighs_every_class_alike():
+    from backend.training import balanced_accuracy
+    reference = np.array([0] * 90 + [1] * 10)
+    all_majority = np.zeros(100, int)
+    assert balanced_accuracy(reference, all_majority) == 0.5      # OA would say 0.9
+    assert balanced_accuracy(reference, reference) == 1.0
