@@ -100,6 +100,16 @@ def build_parser():
     p.add_argument("--wavelengths", help="band centres (nm), as for classify")
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser("split-labels", help="spatially disjoint train/test labels from a reference raster "
+                       "(whole blocks), with at most N train pixels per class")
+    p.add_argument("--reference", required=True, help="label raster (0 = unlabelled)")
+    p.add_argument("--out-train", required=True)
+    p.add_argument("--out-test", required=True)
+    p.add_argument("--per-class", type=int, default=20)
+    p.add_argument("--block", type=int, default=16, help="block edge (px)")
+    p.add_argument("--buffer", type=int, default=2, help="test pixels this close to a train block are dropped")
+    p.add_argument("--seed", type=int, default=0)
+
     p = sub.add_parser("preview", help="PNG of an image beside its land-cover map, with the legend")
     p.add_argument("--hsi", required=True, help="the image (true colour from its wavelengths when known)")
     p.add_argument("--classes", required=True, help="a class raster written by classify")
@@ -192,6 +202,19 @@ def _run(args, events):
         if args.command == "zeroshot":
             return generic_eval.run_zeroshot(args, events)
         return generic_eval.run_fewshot(args, events)
+    if args.command == "split-labels":
+        from backend.synth.labels import sample_labels, split_labels
+        region = args.out_train + ".region.tif"
+        try:
+            split = split_labels(args.reference, region, args.out_test, block=args.block, seed=args.seed,
+                                 buffer=args.buffer)
+            picked = sample_labels(region, args.out_train, per_class=args.per_class, seed=args.seed)
+        finally:
+            if os.path.exists(region):
+                os.remove(region)
+        return {"outputs": {"train": args.out_train, "test": args.out_test},
+                "metrics": {"train_per_class": {str(k): v for k, v in picked.items()},
+                            "test_per_class": {str(k): v for k, v in split["test"].items()}}}
     if args.command == "preview":
         from backend.preview import preview_files
         return {"outputs": {"preview": preview_files(args.hsi, args.classes, args.out)}}

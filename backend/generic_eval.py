@@ -132,7 +132,8 @@ def run_fewshot(args, events):
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     manifest_arch = json.load(open(os.path.join(args.model, "model.json"), encoding="utf-8"))["architecture"]["name"]
-    cms = {"finetuned_generic": np.zeros((7, 7), np.int64), "from_scratch": np.zeros((7, 7), np.int64)}
+    cms = {"finetuned_generic": np.zeros((7, 7), np.int64), "from_scratch": np.zeros((7, 7), np.int64),
+           "zero_shot_generic": np.zeros((7, 7), np.int64)}
     pairs = []
     for p in range(args.pairs):
         seed = args.seed * 1000 + 500 + 2 * p
@@ -146,6 +147,11 @@ def run_fewshot(args, events):
             "from_scratch": ["train", "--arch", manifest_arch],
         }
         row = {"pair": p, "sensor": args.sensor, "labels_per_class": {str(k): v for k, v in counts.items()}}
+        target = os.path.join(test_dir, "zero_shot_generic.tif")   # the reference point: no labels at all
+        classify(test_paths["hsi"], [test_paths["dsm"]], args.model, target, _Quiet(events, "[zero_shot] "))
+        cm = _confusion(test_scene["labels"], _read(target))
+        cms["zero_shot_generic"] += cm
+        row["zero_shot_generic"] = _summary(cm)["oa"]
         for key, head in runs.items():
             model_dir = os.path.join(out, f"pair_{p}_{key}")
             argv = head + ["--hsi", train_paths["hsi"], "--aux", train_paths["dsm"], "--labels", sparse,

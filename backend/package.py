@@ -106,6 +106,7 @@ def save_package(out_dir, manifest, state_dict, card_text):
             f.write("\n")
         with open(os.path.join(tmp, mf.CARD_FILE), "w", encoding="utf-8") as f:
             f.write(card_text)
+        os.chmod(weights_path, 0o666 & ~umask)   # safetensors writes it private; the rest follow the umask
         if os.path.isdir(out_dir):
             shutil.rmtree(out_dir)
         os.rename(tmp, out_dir)

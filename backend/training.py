@@ -337,7 +337,7 @@ def run_training(args, events):
             score = balanced_accuracy(val_t[val_t >= 0], pred[val_t >= 0])
         else:
             score = -float(np.mean(losses))
-        if score > best[0]:
+        if score >= best[0]:  # a tie goes to the later epoch: tiny validation sets saturate early
             best = (score, epoch, {k: v.detach().clone().cpu() for k, v in net.state_dict().items()})
         events.progress("train", epoch, epochs)
         log(f"epoch {epoch}/{epochs}: loss {np.mean(losses):.4f}"

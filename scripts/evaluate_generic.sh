@@ -31,6 +31,22 @@ $PY -m backend evaluate --prediction "$REAL/samson_library_rf.tif" --reference "
   --out-json "$REAL/samson_library_rf_accuracy.json" | tail -n 1
 $PY -m backend preview --hsi "$DATA/samson/samson_1.img" --classes "$REAL/samson.tif" --out "$REAL/samson.png" > /dev/null
 
+# Samson with 20 labels per class (spatially disjoint blocks: labels from one half, test on the other):
+# fine-tune the generic model vs train the same architecture from scratch vs zero-shot, same test pixels
+$PY -m backend split-labels --reference "$DATA/samson/samson_labels.tif" --out-train "$REAL/samson_train20.tif" \
+  --out-test "$REAL/samson_test.tif" --per-class 20 --seed 0 | tail -n 1
+$PY -m backend finetune --model "$MODEL" --hsi "$DATA/samson/samson_1.img" --labels "$REAL/samson_train20.tif" \
+  --out "$REAL/samson_finetuned" --only-labelled-classes --seed 0 > "$REAL/samson_finetune.log"
+$PY -m backend train --arch m3amba --hsi "$DATA/samson/samson_1.img" --labels "$REAL/samson_train20.tif" \
+  --out "$REAL/samson_scratch" --seed 0 > "$REAL/samson_scratch.log"
+for run in samson_finetuned samson_scratch; do
+  $PY -m backend classify --hsi "$DATA/samson/samson_1.img" --model "$REAL/$run" --out "$REAL/$run.tif" > /dev/null
+  $PY -m backend evaluate --prediction "$REAL/$run.tif" --reference "$REAL/samson_test.tif" \
+    --out-json "$REAL/${run}_accuracy.json" | tail -n 1
+done
+$PY -m backend evaluate --prediction "$REAL/samson.tif" --reference "$REAL/samson_test.tif" \
+  --out-json "$REAL/samson_zeroshot_test_accuracy.json" | tail -n 1
+
 # DFC2018 CASI tile: no wavelength metadata in the file; nominal band centres from resources/
 $PY -m backend classify --hsi "$DATA/dfc2018_hsi_tile/testHSI.tif" --model "$MODEL" --out "$REAL/dfc2018_tile.tif" \
   --wavelengths resources/wavelengths/casi1500_dfc2018_48.txt | tail -n 1

@@ -43,7 +43,8 @@ def evaluation_markdown(eval_dir):
               "labels and seed for both. Command: `python -m backend fewshot --model models/generic-landcover "
               "--out generic_eval/fewshot --sensor AisaFENIX --per-class 20 --pairs 1 --seed 0`.", "",
               "| method | OA | AA | κ | pixels |", "|---|---|---|---|---|"]
-    names = {"finetuned_generic": "fine-tuned from the generic model", "from_scratch": "trained from scratch"}
+    names = {"finetuned_generic": "fine-tuned from the generic model", "from_scratch": "trained from scratch",
+             "zero_shot_generic": "generic model zero-shot (no labels)"}
     lines += [_row(names[k], m) for k, m in f["metrics"].items()]
     samson = os.path.join(eval_dir, "real", "samson_accuracy.json")
     if os.path.isfile(samson):
@@ -53,6 +54,15 @@ def evaluation_markdown(eval_dir):
                   "water). Predicting any other class counts as an error.", "",
                   "| method | OA | AA | κ | pixels |", "|---|---|---|---|---|",
                   _row("generic model (HSI only)", s), _row("RandomForest(300) on the raw library spectra", r)]
+        few = os.path.join(eval_dir, "real", "samson_finetuned_accuracy.json")
+        if os.path.isfile(few):
+            lines += ["", "With 20 labelled pixels per class drawn from one half of the scene's blocks (`split-labels`), "
+                      "tested on the other half (whole 16 px blocks, 2 px guard band):", "",
+                      "| method | OA | AA | κ | pixels |", "|---|---|---|---|---|",
+                      _row("fine-tuned from the generic model", _load(few)),
+                      _row("m3amba trained from scratch", _load(os.path.join(eval_dir, "real", "samson_scratch_accuracy.json"))),
+                      _row("generic model zero-shot (same test pixels)",
+                           _load(os.path.join(eval_dir, "real", "samson_zeroshot_test_accuracy.json")))]
     return "\n".join(lines) + "\n"
 
 
