@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import REPO, SHARED_DATA, needs_shared, run_cli
+from tests.backend.conftest import REPO, SHARED_DATA, needs_shared, run_cli
 
 pytestmark = needs_shared
 GENERIC = os.path.join(REPO, "models", "generic-landcover")
@@ -107,7 +107,6 @@ def test_finetune_from_generic_can_drop_unlabelled_classes(tiny_generic, scene, 
     assert manifest["modalities"][0]["spectral_grid"]      # still reads any sensor
 
 
-@pytest.mark.skipif(not os.path.isdir(GENERIC), reason="models/generic-landcover is built by `make pretrain`")
 def test_bundled_generic_model_is_the_output_of_its_recorded_command():
     from backend.cli import build_parser
     from backend.package import load_manifest_checked

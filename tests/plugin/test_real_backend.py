@@ -378,3 +378,28 @@ def test_classify_then_assess_as_a_graphical_model(processing_mod, trained_model
     assert ok, feedback.textLog()
     html = open(report).read()
     assert "Overall accuracy" in html and "Confusion matrix" in html
+
+
+GENERIC = ROOT / "models" / "generic-landcover"
+CASI_WAVELENGTHS = ROOT / "resources" / "wavelengths" / "casi1500_dfc2018_48.txt"
+
+
+def test_generic_model_is_the_default_and_maps_a_real_tile_without_aux(processing_mod, tmp_path, qgis_new_project):
+    """The product promise: a real tile of a sensor the model never saw, no labels, no DSM, a styled map."""
+    assert os.path.samefile(models.default_model_dir(), GENERIC)
+    ok, message = _check("landfuse:classify_raster", {"INPUT_HSI": str(REAL_HSI), "AUX_LAYERS": [],
+                                                       "MODEL_FOLDER": str(GENERIC), "OUTPUT_CLASSES": "TEMPORARY_OUTPUT"})
+    assert ok, message          # 48 bands vs a generic model: no band-count rule; the DSM is optional
+    with pytest.raises(QgsProcessingException, match="wavelength"):
+        processing_mod.run("landfuse:classify_raster", {"INPUT_HSI": str(REAL_HSI), "AUX_LAYERS": [],
+                                                        "MODEL_FOLDER": str(GENERIC), "OUTPUT_CLASSES": str(tmp_path / "no.tif")})
+    assert not (tmp_path / "no.tif").exists()
+    out = str(tmp_path / "generic.tif")
+    processing_mod.runAndLoadResults("landfuse:classify_raster", {
+        "INPUT_HSI": str(REAL_HSI), "AUX_LAYERS": [], "MODEL_FOLDER": str(GENERIC),
+        "WAVELENGTHS": str(CASI_WAVELENGTHS), "OUTPUT_CLASSES": out})
+    QgsApplication.processEvents()
+    loaded = [l for l in QgsProject.instance().mapLayers().values() if l.source() == out]
+    assert loaded and isinstance(loaded[0].renderer(), QgsPalettedRasterRenderer)
+    assert [c.label for c in loaded[0].renderer().classes()] == ["roof", "pavement", "low vegetation", "tree",
+                                                                  "soil", "water"]
