@@ -66,13 +66,29 @@ def evaluation_markdown(eval_dir):
     return "\n".join(lines) + "\n"
 
 
+PREVIEWS = (("samson.png", "Samson (real, 156 bands, no DSM)"),
+            ("dfc2018_tile.png", "DFC2018 CASI tile (real, 48 bands, band centres from --wavelengths, no DSM)"))
+
+
+def copy_previews(eval_dir, model_dir):
+    """Zero-shot maps of the real rasters, image beside map, into the model folder for the card."""
+    import shutil
+    lines = []
+    for name, caption in PREVIEWS:
+        src = os.path.join(eval_dir, "real", name)
+        if os.path.isfile(src):
+            shutil.copyfile(src, os.path.join(model_dir, "zero_shot_" + name))
+            lines.append(f"![{caption}](zero_shot_{name})  \n*{caption}, zero-shot*")
+    return ("\n## Zero-shot maps of real rasters\n" + "\n\n".join(lines) + "\n") if lines else ""
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--eval", required=True)
     args = parser.parse_args()
     manifest = _load(os.path.join(args.model, "model.json"))
-    card = model_card(manifest, evaluation_markdown(args.eval))
+    card = model_card(manifest, evaluation_markdown(args.eval) + copy_previews(args.eval, args.model))
     tmp = os.path.join(args.model, ".README.md.part")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(card)
