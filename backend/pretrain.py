@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from backend import canonical, modalities, nets
+from backend import device as devices
 from backend.package import save_package, sha256_file
 from backend.protocol import ErrorCode, LandFuseError
 from backend.synth import library
@@ -114,8 +115,7 @@ def run_pretraining(args, events):
     arch = args.arch
     params = nets.default_params(arch)
     net = nets.build(arch, params, [canonical.N_FEATURES, 2], len(classes))
-    dev = "cpu" if args.device == "auto" and not torch.cuda.is_available() else (
-        "cuda" if args.device in ("auto", "cuda") else "cpu")
+    dev = devices.resolve_device(args.device)
     net.to(dev)
     crop = min(args.crop, args.size)
     counts = np.bincount(np.concatenate([t[t >= 0] for t in targets]), minlength=len(classes)).astype(np.float64)

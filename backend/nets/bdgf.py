@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import ChannelNorm
+from .layers import ChannelNorm, checked_modality_bands
 from .ss2d import SS2DBlock
 
 # Context a tile needs around its core. The SS2D branch scans the whole tile, so no halo makes tiled
@@ -267,9 +267,7 @@ class BDGF(nn.Module):
         super().__init__()
         p = {**DEFAULT_PARAMS, **(params or {})}
         self.params = p
-        if not modality_bands or any(int(b) < 1 for b in modality_bands):
-            raise ValueError(f"modality_bands must be a non-empty list of positive ints, got {modality_bands}")
-        self.modality_bands = [int(b) for b in modality_bands]
+        self.modality_bands = checked_modality_bands(modality_bands)
         self.n_mod = len(self.modality_bands)
         self.num_classes = int(num_classes)
         channels = sum(self.modality_bands)

@@ -4,6 +4,13 @@ import torch
 from torch import nn
 
 
+def checked_modality_bands(modality_bands):
+    """The band count of each modality as ints; a network needs at least one modality, none empty."""
+    if not modality_bands or any(int(b) < 1 for b in modality_bands):
+        raise ValueError(f"modality_bands must be a non-empty list of positive ints, got {modality_bands}")
+    return [int(b) for b in modality_bands]
+
+
 class ChannelNorm(nn.Module):
     """LayerNorm over the channels of each pixel of a (B, C, H, W) map.
 

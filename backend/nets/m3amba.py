@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import ChannelNorm
+from .layers import ChannelNorm, checked_modality_bands
 from .ss2d import CrossSS2DBlock, SS2DBlock
 
 # Context a tile needs around its core. SS2D scans the whole tile, so no halo makes tiled output exactly
@@ -72,9 +72,7 @@ class M3amba(nn.Module):
         super().__init__()
         p = {**DEFAULT_PARAMS, **(params or {})}
         self.params = p
-        if not modality_bands or any(int(b) < 1 for b in modality_bands):
-            raise ValueError(f"modality_bands must be a non-empty list of positive ints, got {modality_bands}")
-        self.modality_bands = [int(b) for b in modality_bands]
+        self.modality_bands = checked_modality_bands(modality_bands)
         self.num_classes = int(num_classes)
         dim, ds = int(p["dim"]), int(p["downsample"])
         if ds not in (1, 2, 4):

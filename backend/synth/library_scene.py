@@ -81,7 +81,8 @@ def library_endmembers(lib, centres, share=LIBRARY_SHARE):
 def pick_sensor(rng, split):
     if split == "train" and rng.random() < 0.3:
         return sensors.random_sensor(rng)
-    name = sensors.sensor_names(split)[int(rng.integers(len(sensors.sensor_names(split))))]
+    names = sensors.sensor_names(split)
+    name = names[int(rng.integers(len(names)))]
     return (name,) + sensors.sensor_bands(name)
 
 
