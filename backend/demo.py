@@ -31,6 +31,12 @@ def _demo_scene(folder, generic):
     return generate_scene(folder, seed=DEMO_SEED, height=DEMO_SIZE, width=DEMO_SIZE)
 
 
+def _real_ingredients():
+    from backend.synth.library import shared_data_dir
+    folder = shared_data_dir()
+    return folder is not None and os.path.isdir(folder)
+
+
 def run_demo(out_dir, events, model_dir=None, device="auto"):
     from backend.manifest import read_manifest
     model_dir = model_dir or DEMO_MODEL
@@ -40,6 +46,12 @@ def run_demo(out_dir, events, model_dir=None, device="auto"):
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     generic = bool(read_manifest(model_dir).get("generic"))
+    if generic and not _real_ingredients():
+        # the held-out scene is made of the real spectra and maps in ../shared/data; without them the
+        # parametric scene (self-contained) still shows the whole job, with a model that never saw it
+        events.log("The shared data folder (../shared/data or LANDFUSE_SHARED_DATA) is absent: the demo uses "
+                   "the self-contained parametric scene instead of a held-out real-ingredient one.", "warning")
+        generic = False
     events.log(f"Generating the demo scene (seed {DEMO_SEED}" + (f", held-out sensor {DEMO_SENSOR}" if generic else "")
                + f") in {out_dir}/scene")
     scene = _demo_scene(os.path.join(out_dir, "scene"), generic)

@@ -54,11 +54,12 @@ def make_package(out_dir, modality_bands, classes=None, arch="tiny", seed=0, hal
     return str(out_dir)
 
 
-def run_cli(*args, timeout=300):
-    """Run `python -m backend …` in a child process; returns (exit code, events, stderr)."""
+def run_cli(*args, timeout=300, env=None):
+    """Run `python -m backend …` in a child process (extra environment variables in `env`); returns
+    (exit code, events, stderr)."""
     from backend.protocol import parse_event
     proc = subprocess.run([sys.executable, "-m", "backend", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
     events = [e for e in (parse_event(line) for line in proc.stdout.splitlines()) if e]
     return proc.returncode, events, proc.stderr
 

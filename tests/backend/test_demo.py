@@ -25,3 +25,13 @@ def test_demo_writes_map_legend_confidence_preview_and_an_honest_report(tmp_path
     assert json.load(open(os.path.join(os.path.dirname(outputs["report"]), "demo_summary.json")))["model"] == \
         "generic-landcover"
     assert set(report["per_class"]) == {"roof", "pavement", "low vegetation", "tree", "soil", "water"}
+
+
+def test_demo_without_the_shared_data_falls_back_to_the_self_contained_scene(tmp_path):
+    code, events, err = run_cli("demo", "--out", tmp_path / "demo", "--device", "cpu",
+                                env={"LANDFUSE_SHARED_DATA": str(tmp_path / "absent")})
+    assert code == 0, err
+    warnings = [e["message"] for e in events if e["type"] == "log" and e["level"] == "warning"]
+    assert any("parametric scene" in w for w in warnings)
+    report = json.load(open(events[-1]["outputs"]["report"]))
+    assert report["oa"] > 0.8, report["oa"]
