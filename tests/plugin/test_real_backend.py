@@ -384,6 +384,7 @@ GENERIC = ROOT / "models" / "generic-landcover"
 CASI_WAVELENGTHS = ROOT / "resources" / "wavelengths" / "casi1500_dfc2018_48.txt"
 
 
+@pytest.mark.skipif(not REAL_HSI.is_file(), reason="../shared/data/dfc2018_hsi_tile/testHSI.tif is absent")
 def test_generic_model_is_the_default_and_maps_a_real_tile_without_aux(processing_mod, tmp_path, qgis_new_project):
     """The product promise: a real tile of a sensor the model never saw, no labels, no DSM, a styled map."""
     assert os.path.samefile(models.default_model_dir(), GENERIC)
