@@ -63,6 +63,25 @@ _SEQUENTIAL_M = 1 << 15  # a per-step slice this large amortises the per-operati
 _BLOCK_ELEMS = 1 << 19  # elements of one time-block buffer (K * M): a handful of them stay in cache
 
 
+def _chunk_len(L: int) -> int:
+    """A chunk length near sqrt(L) that divides L when one is close: padding a block costs three extra
+    passes over it (copy in, fill, copy out), more than the few extra carry steps of a longer chunk."""
+    t0 = max(1, int(math.ceil(math.sqrt(L))))
+    for t in range(t0, min(L, 2 * t0) + 1):
+        if L % t == 0:
+            return t
+    return t0
+
+
+def _block_len(l: int, M: int) -> int:
+    """Time steps per block: about _BLOCK_ELEMS / M, rounded down to a square so that it splits into
+    chunks without padding (only the sequence's last, shorter block may need it)."""
+    K = max(1, min(l, _BLOCK_ELEMS // M))
+    if K < l and M < _SEQUENTIAL_M:
+        K = math.isqrt(K) ** 2
+    return K
+
+
 def _linear_scan_(a: torch.Tensor, x: torch.Tensor, reverse: bool = False, h0: Optional[torch.Tensor] = None):
     """In-place linear recurrence on x (L, M) with decays a (L, M), both contiguous, no autograd.
 
@@ -75,7 +94,7 @@ def _linear_scan_(a: torch.Tensor, x: torch.Tensor, reverse: bool = False, h0: O
         if reverse:
             raise ValueError("h0 is only supported for forward scans")
         x[0].addcmul_(a[0], h0.reshape(M))
-    T = L if M >= _SEQUENTIAL_M else max(1, int(math.ceil(math.sqrt(L))))
+    T = L if M >= _SEQUENTIAL_M else _chunk_len(L)
     nc = (L + T - 1) // T
     if nc == 1:  # plain sequential loop
         if not reverse:
@@ -151,7 +170,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         Bl = B.permute(3, 0, 1, 2).unsqueeze(-1).contiguous()  # (l, b, g, n, 1)
         Cl = C.permute(3, 0, 1, 2).unsqueeze(-2).contiguous()  # (l, b, g, 1, n)
         du = dl * ul
-        K = max(1, min(l, _BLOCK_ELEMS // M))
+        K = _block_len(l, M)
         nb = (l + K - 1) // K
         y = torch.empty(l, b, g, 1, dg, dtype=u.dtype, device=u.device)
         states = torch.empty(nb, b, g, n, dg, dtype=u.dtype, device=u.device)

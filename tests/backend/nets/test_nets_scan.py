@@ -141,3 +141,13 @@ def test_against_mamba_ssm_kernel(groups):
         assert (a - b).abs().max().item() <= 1e-4 * max(1.0, a.abs().max().item())
     o_d, _, _ = _run(selective_scan, ts, **kw)  # dispatcher -> kernel
     assert (o_d - o_k).abs().max().item() == 0
+
+
+def test_blocks_split_into_chunks_without_padding():
+    """Full blocks are squares of the chunk length, so only a sequence's last block may be padded."""
+    for l, M in [(16384, 1536), (20736, 6144), (5184, 12288), (1000, 7)]:
+        K = scan_mod._block_len(l, M)
+        assert 1 <= K <= l and K * M <= max(scan_mod._BLOCK_ELEMS, M)
+        if K < l:
+            assert K % scan_mod._chunk_len(K) == 0
+    assert scan_mod._chunk_len(36) == 6 and scan_mod._chunk_len(37) == 7  # 37 is prime: padded chunks
