@@ -175,6 +175,23 @@ class WindowAttention(nn.Module):
         return _unwindows(o, b, size, (h, w), self.win)
 
 
+def _box_mean_1d(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Mean over a window of k along `dim`, clipped at the ends, from one cumulative sum."""
+    n, r = x.shape[dim], k // 2
+    c = F.pad(x.movedim(dim, -1), (r + 1, r)).cumsum(-1)
+    s = c[..., k:] - c[..., :-k]
+    idx = torch.arange(n, device=x.device)
+    count = (torch.clamp(idx + r, max=n - 1) - torch.clamp(idx - r, min=0) + 1).to(x.dtype)
+    return (s / count).movedim(-1, dim)
+
+
+def local_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean over the k x k box around each pixel, the box clipped at the border (what avg_pool2d with
+    count_include_pad=False gives), as two 1-D running sums: a few operations per pixel instead of k^2.
+    Separable because the clipped box is the product of a clipped row range and a clipped column range."""
+    return _box_mean_1d(_box_mean_1d(x, k, 3), k, 2)
+
+
 class GroupChannelAttention(nn.Module):
     """Channel gates from (branch, diffusion) statistics, computed independently per channel group.
 
@@ -192,9 +209,8 @@ class GroupChannelAttention(nn.Module):
 
     def forward(self, x, diff):
         b, c, h, w = x.shape
-        k = self.pool
-        px = F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)
-        pd = F.avg_pool2d(self.dproj(diff), k, stride=1, padding=k // 2, count_include_pad=False)
+        px = local_mean(x, self.pool)
+        pd = local_mean(self.dproj(diff), self.pool)
         # interleave so that group j of fc1 sees its own channel slice of both sources
         s = torch.cat([px.view(b, self.g, c // self.g, h, w), pd.view(b, self.g, c // self.g, h, w)], 2)
         gate = torch.sigmoid(self.fc2(F.gelu(self.fc1(s.view(b, 2 * c, h, w)))))

@@ -97,3 +97,14 @@ def test_overfits_aux_dependent_toy(toy_task, overfit):
         opt.step()
     acc = overfit(model, inputs, labels, steps=120, lr=5e-3)
     assert acc > 0.9, acc
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 40, 33), (1, 2, 5, 7), (1, 1, 1, 20)])
+def test_local_mean_equals_clipped_average_pooling(shape):
+    """The running-sum box mean gives what avg_pool2d(count_include_pad=False) gives, tiles smaller
+    than the box included."""
+    import torch.nn.functional as F
+    from backend.nets.bdgf import local_mean
+    x = torch.randn(*shape, dtype=torch.float64)
+    expected = F.avg_pool2d(x, 15, stride=1, padding=7, count_include_pad=False)
+    assert torch.allclose(local_mean(x, 15), expected, atol=1e-12)
