@@ -32,7 +32,7 @@ DEFAULT_PARAMS = {
     "d_state": 8,
     "ssm_ratio": 1.5,
     "mlp_ratio": 2.0,
-    "downsample": 2,  # resolution of the SS2D stages: 1 (full), 2 (half: 4x shorter scans) or 4
+    "downsample": 4,  # resolution of the SS2D stages: 1 (full), 2 (half: 4x shorter scans) or 4 (16x)
     "clip_checkpoint": None,  # path to a CLIP ViT .safetensors (open_clip/OpenAI layout), or None
     "clip_quick_gelu": True,  # OpenAI weights use QuickGELU; most open_clip-trained ones use GELU
     "clip_adapter_dim": 32,
