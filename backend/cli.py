@@ -35,8 +35,9 @@ def build_parser():
     p.add_argument("--out", required=True, help="class GeoTIFF to write")
     p.add_argument("--confidence", help="optional confidence GeoTIFF (max class probability)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--tile-size", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--tile-size", type=int, default=512, help="window side in pixels (a halo of context is added)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows per forward pass (default: about 262,144 core pixels' worth)")
     p.add_argument("--wavelengths", help="band centres of the HSI (nm or µm, comma-separated, or a text file "
                    "with one per line); overrides the raster's metadata; used by generic models")
 
@@ -169,7 +170,7 @@ def _wavelengths(args):
 
 def _run(args, events):
     if args.command == "classify":
-        if args.tile_size < 16 or args.batch_size < 1:
+        if args.tile_size < 16 or (args.batch_size is not None and args.batch_size < 1):
             raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--tile-size must be ≥ 16 and --batch-size ≥ 1")
         from backend.classify import classify
         return classify(args.hsi, args.aux, args.model, args.out, events, confidence=args.confidence,

@@ -20,7 +20,7 @@ class ClassifyParams:
     device: str = "auto"
     output_path: str = ""          # empty: a temporary file
     confidence: bool = True
-    tile_size: int = 256
+    tile_size: int = 512
 
     def layers(self, project=None):
         project = project or QgsProject.instance()

@@ -37,7 +37,7 @@ class ClassifyRaster(LandFuseAlgorithm):
         wavelengths.setFlags(wavelengths.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(wavelengths)
         tile = QgsProcessingParameterNumber("TILE_SIZE", tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
-                                            defaultValue=256, minValue=16, maxValue=4096)
+                                            defaultValue=512, minValue=16, maxValue=4096)
         tile.setFlags(tile.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(tile)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_CLASSES", tr("Land-cover classes")))

@@ -235,3 +235,9 @@ def test_sentinel_pairs_10_20_60_m_and_s1_align_on_the_reference_grid(tmp_path):
     with rasterio.open(tmp_path / "o.tif") as out:
         assert out.shape == (120, 120) and out.transform == ten[0].transform
         assert (out.read(1) > 0).mean() > 0.95
+
+
+def test_default_batch_holds_about_the_same_pixels_whatever_the_tile_size():
+    from backend.classify import DEFAULT_TILE_SIZE, default_batch_size
+    assert DEFAULT_TILE_SIZE == 512 and default_batch_size(512) == 1
+    assert default_batch_size(256) == 4 and default_batch_size(128) == 16 and default_batch_size(4096) == 1
