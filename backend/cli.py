@@ -10,7 +10,7 @@ import signal
 import sys
 import traceback
 
-from backend.protocol import ErrorCode, EventWriter, LandFuseError
+from backend.protocol import DEFAULT_TILE_SIZE, ErrorCode, EventWriter, LandFuseError
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -35,7 +35,8 @@ def build_parser():
     p.add_argument("--out", required=True, help="class GeoTIFF to write")
     p.add_argument("--confidence", help="optional confidence GeoTIFF (max class probability)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--tile-size", type=int, default=512, help="window side in pixels (a halo of context is added)")
+    p.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE,
+                   help="window side in pixels (a halo of context is added)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows per forward pass (default: about 262,144 core pixels' worth)")
     p.add_argument("--wavelengths", help="band centres of the HSI (nm or µm, comma-separated, or a text file "

@@ -15,6 +15,10 @@ PROTOCOL_VERSION = 1
 
 EVENT_TYPES = ("progress", "log", "result", "error")
 
+# `classify --tile-size` default: window side in pixels. Here, in the pure-Python part, so that the
+# dock and the Processing algorithm offer the very default the command line uses.
+DEFAULT_TILE_SIZE = 512
+
 
 class ErrorCode:
     """Stable error codes; the plugin maps each to a message for a person."""

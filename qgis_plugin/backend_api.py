@@ -34,5 +34,6 @@ ErrorCode = protocol.ErrorCode
 LandFuseError = protocol.LandFuseError
 parse_event = protocol.parse_event
 PROTOCOL_VERSION = protocol.PROTOCOL_VERSION
+DEFAULT_TILE_SIZE = protocol.DEFAULT_TILE_SIZE
 read_manifest = manifest.read_manifest
 summarize = manifest.summarize

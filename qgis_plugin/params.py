@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from qgis.core import QgsProject
 
+from .backend_api import DEFAULT_TILE_SIZE
 from .preflight import default_temp_output, raster_path
 
 PROJECT_SCOPE = "LandFuse"
@@ -20,7 +21,7 @@ class ClassifyParams:
     device: str = "auto"
     output_path: str = ""          # empty: a temporary file
     confidence: bool = True
-    tile_size: int = 512
+    tile_size: int = DEFAULT_TILE_SIZE
 
     def layers(self, project=None):
         project = project or QgsProject.instance()

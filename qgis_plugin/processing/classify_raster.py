@@ -5,6 +5,7 @@ import os
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterDefinition,
                        QgsProcessingParameterFile, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
+from ..backend_api import DEFAULT_TILE_SIZE
 from ..models import default_model_dir
 from ..preflight import Preflight, check_inputs
 from .common import (ClassStyler, ConfidenceStyler, LandFuseAlgorithm, add_device, add_hsi_and_aux, check_model_folder,
@@ -37,7 +38,7 @@ class ClassifyRaster(LandFuseAlgorithm):
         wavelengths.setFlags(wavelengths.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(wavelengths)
         tile = QgsProcessingParameterNumber("TILE_SIZE", tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
-                                            defaultValue=512, minValue=16, maxValue=4096)
+                                            defaultValue=DEFAULT_TILE_SIZE, minValue=16, maxValue=4096)
         tile.setFlags(tile.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(tile)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_CLASSES", tr("Land-cover classes")))
