@@ -10,6 +10,7 @@ import signal
 import sys
 import traceback
 
+from backend import device as devices
 from backend.protocol import DEFAULT_TILE_SIZE, ErrorCode, EventWriter, LandFuseError
 
 
@@ -252,10 +253,9 @@ def main(argv=None, stdout=None):
     signal.signal(signal.SIGINT, _on_signal)
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
-        import rasterio
-        # GDAL's block cache defaults to 5 % of RAM and fills up as windows stream through, so peak
-        # memory would grow with the raster; a fixed cache keeps windowed work flat.
-        with rasterio.Env(GDAL_CACHEMAX=int(os.environ.get("LANDFUSE_GDAL_CACHE_MB", "256")) * 1024 * 1024):
+        devices.tune_host_allocator()
+        from backend.rasters import gdal_env
+        with gdal_env():
             result = _run(args, events)
     except LandFuseError as exc:
         events.error(exc.code, exc.message, exc.hint)

@@ -85,9 +85,13 @@ def scene_with_model(work, size, bands, arch, seed=3):
 
 def dense_pixels_per_second(scene, model, work, device, repeats):
     from backend.classify import classify
+    from backend.rasters import gdal_env
     out = os.path.join(work, "dense.tif")
-    seconds = median_time(lambda: classify(scene["hsi"], [scene["dsm"]], model, out, Quiet(), device=device),
-                          repeats)
+
+    def run():
+        with gdal_env():  # the GDAL settings `python -m backend classify` runs under
+            classify(scene["hsi"], [scene["dsm"]], model, out, Quiet(), device=device)
+    seconds = median_time(run, repeats)
     import rasterio
     with rasterio.open(scene["hsi"]) as ds:
         return ds.width * ds.height / seconds
