@@ -194,6 +194,8 @@ def main():
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--arch", default="m3amba")
     args = parser.parse_args()
+    from backend.device import tune_host_allocator
+    tune_host_allocator()  # as every backend command does at start (cli.main): baselines run under it too
     only = set(args.only or ["dense_vs_patch", "random_forest", "scan", "memory", "train"])
     repeats = 2 if args.quick else 3
     size = 256 if args.quick else 512
