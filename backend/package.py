@@ -56,18 +56,12 @@ def load_manifest_checked(model_dir):
     return manifest, weights_path
 
 
-def network_params(manifest):
-    """The package's architecture params, with what an older package meant by a param it lacks."""
-    from backend import nets
-    arch = manifest["architecture"]
-    return {**nets.legacy_params(arch["name"]), **arch["params"]}
-
-
 def build_network(manifest):
     from backend import nets
+    arch = manifest["architecture"]
     # an optional modality carries one more channel: its presence (see modalities.AbsentReader)
     bands = [m["bands"] + int(bool(m.get("optional"))) for m in manifest["modalities"]]
-    return nets.build(manifest["architecture"]["name"], network_params(manifest), bands, len(manifest["classes"]))
+    return nets.build(arch["name"], arch["params"], bands, len(manifest["classes"]))
 
 
 def load_model(model_dir, device="cpu"):

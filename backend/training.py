@@ -16,7 +16,7 @@ from backend import device as devices
 from backend import modalities, nets
 from backend.labels import load_labels
 from backend.metrics import confusion_matrix, summarize_confusion
-from backend.package import load_model, network_params, save_package, sha256_file
+from backend.package import load_model, save_package, sha256_file
 from backend.protocol import ErrorCode, LandFuseError
 from backend.spectral import band_wavelengths
 from backend.tiles import iter_tiles
@@ -243,7 +243,7 @@ def run_training(args, events):
         base_manifest, base_net = load_model(args.model, "cpu")
         base_state = base_net.state_dict()
         arch = base_manifest["architecture"]["name"]
-        params = network_params(base_manifest)
+        params = dict(base_manifest["architecture"]["params"])
         specs = base_manifest["modalities"]
     else:
         arch = args.arch

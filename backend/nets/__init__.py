@@ -17,12 +17,6 @@ def default_params(name):
     return dict(_module(name).DEFAULT_PARAMS)
 
 
-def legacy_params(name):
-    """Values a saved package means by leaving a parameter out: it was made before that parameter
-    existed, when the network behaved that way (a new default must not change an old package)."""
-    return dict(getattr(_module(name), "LEGACY_PARAMS", {}))
-
-
 def _module(name):
     from backend.protocol import ErrorCode, LandFuseError
     if name not in ARCHITECTURES:

@@ -1,22 +1,13 @@
 """M3amba-style dense multimodal classifier: SS2D encoders per modality, Cross-SS2D fusion, optional
 frozen-CLIP features through modality adapters, and a light decoder to per-pixel logits.
 
-    per modality m:  stem at full resolution (1x1 spectral reduction, then a depthwise-separable 3x3)
-                     -> strided conv (downsample) -> [+ CLIP adapter_m] -> `depth` SS2D blocks
+    per modality m:  stem (1x1 spectral reduction + 3x3 conv) at full resolution
+                     -> strided 3x3 conv (downsample) -> [+ CLIP adapter_m] -> `depth` SS2D blocks
     fusion:          HSI only: `fusion_depth` more SS2D blocks on the single stream.
                      With aux modalities: for every aux k, `fusion_depth` Cross-SS2D blocks on the pair
                      (HSI, aux_k), a 1x1 merge of the pair's two outputs, then the mean over k.
-    decoder:         1x1 projection of the fused map at low resolution, upsampled to full resolution and
-                     added to 1x1 projections of the full-resolution stem features (HSI, and the mean
-                     of the aux stems), 1x1 conv -> logits.
-
-Full-resolution path "separable" (the default) vs "dense" (packages made before it existed): on CPU
-the full-resolution convolutions were most of a window's time once the scans ran at 1/4 resolution
-(~57k multiply-adds per pixel, a dense 3x3 in each stem and a 3x3 decoder on 96 channels). The
-separable path needs ~12k: a depthwise 3x3 + 1x1 in each stem, a non-overlapping strided downsample
-(patchify), and a decoder of 1x1 convolutions, the fused map's applied before upsampling (a 1x1
-convolution commutes with bilinear upsampling, so it costs 1/ds^2 there). Spatial context comes from
-the SS2D stages; the full-resolution path only has to keep edges sharp.
+    decoder:         upsample the fused map to full resolution, concat with the full-resolution stem
+                     features (HSI, and the mean of the aux stems), 3x3 conv, 1x1 conv -> logits.
 
 forward(inputs: list of (B, bands_m, H, W)) -> (B, num_classes, H, W), any H, W >= 8.
 """
@@ -38,66 +29,29 @@ DEFAULT_PARAMS = {
     "dim": 32,  # channels of every stream
     "depth": 1,  # SS2D blocks per modality encoder
     "fusion_depth": 1,  # Cross-SS2D blocks per (HSI, aux) pair (SS2D blocks when HSI only)
-    "d_state": 4,  # 8 before: the scans were half of a window's time; 4 scored as well on real data
+    "d_state": 4,  # 8 before: the scans were half of a window's time; 4 scores as well (see the README)
     "ssm_ratio": 1.5,
     "mlp_ratio": 2.0,
     "downsample": 4,  # resolution of the SS2D stages: 1 (full), 2 (half: 4x shorter scans) or 4 (16x)
-    "full_res_path": "separable",  # "separable" or "dense" (see the module docstring)
     "clip_checkpoint": None,  # path to a CLIP ViT .safetensors (open_clip/OpenAI layout), or None
     "clip_quick_gelu": True,  # OpenAI weights use QuickGELU; most open_clip-trained ones use GELU
     "clip_adapter_dim": 32,
     "clip_image_size": None,  # side the 3-channel image is resized to; None: the checkpoint's own
 }
-# What a package made before a parameter existed meant by leaving it out (see nets.legacy_params).
-LEGACY_PARAMS = {"full_res_path": "dense"}
-FULL_RES_PATHS = ("separable", "dense")
+
+
 
 
 class Stem(nn.Module):
-    def __init__(self, bands: int, dim: int, separable: bool):
+    def __init__(self, bands: int, dim: int):
         super().__init__()
-        spatial = ([nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.Conv2d(dim, dim, 1)] if separable
-                   else [nn.Conv2d(dim, dim, 3, padding=1)])
         self.net = nn.Sequential(
             nn.Conv2d(bands, dim, 1), ChannelNorm(dim), nn.GELU(),
-            *spatial, ChannelNorm(dim), nn.GELU(),
+            nn.Conv2d(dim, dim, 3, padding=1), ChannelNorm(dim), nn.GELU(),
         )
 
     def forward(self, x):
         return self.net(x)
-
-
-class DenseDecoder(nn.Sequential):
-    """The "dense" path's decoder: concat [upsampled fused, HSI stem, aux stems' mean], 3x3, 1x1.
-    (A Sequential, so older packages' weight names still match.)"""
-
-    def __init__(self, dim: int, n_skips: int, num_classes: int):
-        super().__init__(nn.Conv2d(dim * (1 + n_skips), dim, 3, padding=1), ChannelNorm(dim), nn.GELU(),
-                         nn.Conv2d(dim, num_classes, 1))
-
-    def forward(self, fused, skips, size):
-        if fused.shape[-2:] != size:
-            fused = F.interpolate(fused, size=size, mode="bilinear", align_corners=False)
-        return super().forward(torch.cat([fused, *skips], dim=1))
-
-
-class SeparableDecoder(nn.Module):
-    """The "separable" path's decoder: the same concat followed by a 1x1 convolution, computed as a sum
-    of 1x1 convolutions so the fused part runs at low resolution and no 96-channel map is built."""
-
-    def __init__(self, dim: int, n_skips: int, num_classes: int):
-        super().__init__()
-        self.fused_proj = nn.Conv2d(dim, dim, 1)
-        self.skip_projs = nn.ModuleList([nn.Conv2d(dim, dim, 1, bias=False) for _ in range(n_skips)])
-        self.out = nn.Sequential(ChannelNorm(dim), nn.GELU(), nn.Conv2d(dim, num_classes, 1))
-
-    def forward(self, fused, skips, size):
-        y = self.fused_proj(fused)
-        if y.shape[-2:] != size:
-            y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
-        for proj, skip in zip(self.skip_projs, skips):
-            y = y + proj(skip)
-        return self.out(y)
 
 
 class ClipAdapter(nn.Module):
@@ -123,17 +77,15 @@ class M3amba(nn.Module):
         dim, ds = int(p["dim"]), int(p["downsample"])
         if ds not in (1, 2, 4):
             raise ValueError("downsample must be 1, 2 or 4")
-        if p["full_res_path"] not in FULL_RES_PATHS:
-            raise ValueError(f"full_res_path must be one of {FULL_RES_PATHS}")
-        separable = p["full_res_path"] == "separable"
         self.ds = ds
         n_mod = len(self.modality_bands)
         blk = dict(d_state=int(p["d_state"]), ssm_ratio=float(p["ssm_ratio"]), mlp_ratio=float(p["mlp_ratio"]))
 
-        self.stems = nn.ModuleList([Stem(b, dim, separable) for b in self.modality_bands])
-        down = ((lambda: nn.Conv2d(dim, dim, ds, stride=ds)) if separable else
-                (lambda: nn.Conv2d(dim, dim, 2 * ds - 1, stride=ds, padding=ds - 1)))
-        self.downs = nn.ModuleList([down() if ds > 1 else nn.Identity() for _ in range(n_mod)])
+        self.stems = nn.ModuleList([Stem(b, dim) for b in self.modality_bands])
+        self.downs = nn.ModuleList([
+            nn.Conv2d(dim, dim, 2 * ds - 1, stride=ds, padding=ds - 1) if ds > 1 else nn.Identity()
+            for _ in range(n_mod)
+        ])
         self.encoders = nn.ModuleList([
             nn.ModuleList([SS2DBlock(dim, **blk) for _ in range(int(p["depth"]))]) for _ in range(n_mod)
         ])
@@ -146,8 +98,10 @@ class M3amba(nn.Module):
             ])
             self.pair_merge = nn.ModuleList([nn.Linear(2 * dim, dim) for _ in range(n_mod - 1)])
         self.fused_norm = nn.LayerNorm(dim)
-        self.decoder = (SeparableDecoder if separable else DenseDecoder)(dim, 1 if n_mod == 1 else 2,
-                                                                         self.num_classes)
+        dec_in = dim * (2 if n_mod == 1 else 3)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(dec_in, dim, 3, padding=1), ChannelNorm(dim), nn.GELU(), nn.Conv2d(dim, self.num_classes, 1)
+        )
 
         self.uses_clip = bool(p.get("clip_checkpoint"))
         if self.uses_clip:
@@ -211,10 +165,13 @@ class M3amba(nn.Module):
                 outs.append(self.pair_merge[k](torch.cat([h, a], dim=-1)))
             fused = torch.stack(outs, 0).mean(0)
         fused = self.fused_norm(fused).permute(0, 3, 1, 2)
-        skips = [full[0]]
+        Hp, Wp = full[0].shape[-2:]
+        if self.ds > 1:
+            fused = F.interpolate(fused, size=(Hp, Wp), mode="bilinear", align_corners=False)
+        dec = [fused, full[0]]
         if len(full) > 1:
-            skips.append(full[1] if len(full) == 2 else torch.stack(full[1:], 0).mean(0))
-        logits = self.decoder(fused, skips, full[0].shape[-2:])
+            dec.append(torch.stack(full[1:], 0).mean(0))
+        logits = self.decoder(torch.cat(dec, dim=1))
         return logits[..., :H, :W]
 
 

@@ -87,23 +87,3 @@ def test_truncated_safetensors(tmp_path):
     with pytest.raises(LandFuseError) as err:
         package.load_model(model)
     assert err.value.code == "bad_model"
-
-
-def test_a_package_made_before_a_param_existed_keeps_its_old_network(tmp_path):
-    """m3amba packages saved before `full_res_path` existed were built with dense full-resolution
-    convolutions; the new default (separable) must not change how they load."""
-    from backend import nets
-    from backend.nets.m3amba import build
-    old_params = {k: v for k, v in nets.default_params("m3amba").items() if k != "full_res_path"}
-    net = build({**old_params, "full_res_path": "dense"}, [3, 1], 2)
-    model = tmp_path / "old"
-    manifest = {"format": "landfuse-model", "format_version": 1, "id": "old", "name": "old",
-                "architecture": {"name": "m3amba", "params": old_params},
-                "modalities": [{"name": "hsi", "kind": "hsi", "bands": 3, "mean": [0.0] * 3, "std": [1.0] * 3},
-                               {"name": "dsm", "kind": "aux", "bands": 1, "mean": [0.0], "std": [1.0]}],
-                "classes": [{"value": 1, "name": "a", "color": "#ff0000"}, {"value": 2, "name": "b", "color": "#00ff00"}],
-                "halo": 32, "weights": {"file": "weights.safetensors", "sha256": "0" * 64}}
-    package.save_package(str(model), manifest, net.state_dict(), "old package\n")
-    loaded, loaded_net = package.load_model(str(model))
-    assert package.network_params(loaded)["full_res_path"] == "dense"
-    assert set(loaded_net.state_dict()) == set(net.state_dict())

@@ -51,32 +51,3 @@ def test_overfits_aux_dependent_toy(toy_task, overfit):
     model = build({"dim": 16}, [4, 1], 2)
     acc = overfit(model, inputs, labels, steps=120, lr=5e-3)
     assert acc > 0.9, acc
-
-
-def test_full_res_paths_and_their_weights():
-    assert DEFAULT_PARAMS["full_res_path"] == "separable"
-    sep, dense = build({}, [6, 1], 3), build({"full_res_path": "dense"}, [6, 1], 3)
-    n_sep = sum(p.numel() for p in sep.parameters())
-    n_dense = sum(p.numel() for p in dense.parameters())
-    assert n_sep < 0.6 * n_dense  # the dense 3x3 convolutions at full resolution are gone
-    # the dense path keeps the weight names packages saved before the separable path existed
-    assert {"decoder.0.weight", "decoder.3.weight", "stems.0.net.3.weight"} <= set(dense.state_dict())
-    with pytest.raises(ValueError):
-        build({"full_res_path": "wide"}, [6, 1], 3)
-
-
-def test_separable_decoder_projects_before_upsampling_without_changing_the_result():
-    """A 1x1 convolution commutes with bilinear upsampling (its weights sum to one per output pixel),
-    so projecting the fused map at low resolution equals projecting it after upsampling."""
-    import torch.nn.functional as F
-    from backend.nets.m3amba import SeparableDecoder
-    torch.manual_seed(0)
-    dec = SeparableDecoder(8, 2, 5).eval()
-    fused, skips = torch.randn(1, 8, 6, 5), [torch.randn(1, 8, 24, 20), torch.randn(1, 8, 24, 20)]
-    with torch.no_grad():
-        y = dec(fused, skips, (24, 20))
-        up = F.interpolate(fused, size=(24, 20), mode="bilinear", align_corners=False)
-        z = dec.fused_proj(up) + dec.skip_projs[0](skips[0]) + dec.skip_projs[1](skips[1])
-        expected = dec.out(z)
-    assert y.shape == (1, 5, 24, 20)
-    assert (y - expected).abs().max() < 1e-5
