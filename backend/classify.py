@@ -56,7 +56,6 @@ def classify(hsi, aux, model_dir, out, events, confidence=None, device="auto",
         output.check_writable(confidence, "confidence output")
     specs = read_manifest(model_dir)["modalities"]  # structural check before any raster is opened
     dev = devices.resolve_device(device)
-    devices.tune_host_allocator()  # also when called as a library, not through the CLI
     with modalities.open_modalities(hsi, aux, specs, events.log, wavelengths) as (ref, readers):
         manifest, net = load_model(model_dir, dev)
         values = np.array([0] + [c["value"] for c in manifest["classes"]], dtype=np.uint8)

@@ -98,11 +98,17 @@ def bad_band_flags(ds):
 
 def valid_mask(ds, data, indexes, window=None):
     """Per-band validity of `data` (bands, rows, cols): GDAL's mask, the nodata value and NaN."""
+    valid = values_valid(ds, data)
+    if needs_mask_band(ds, indexes):
+        valid &= ds.read_masks(indexes, window=window) > 0
+    return valid
+
+
+def values_valid(ds, data):
+    """Where `data` is neither NaN/inf nor the raster's nodata value (GDAL's mask aside)."""
     valid = np.isfinite(data)
     if ds.nodata is not None and not np.isnan(ds.nodata):
         valid &= data != ds.nodata
-    if needs_mask_band(ds, indexes):
-        valid &= ds.read_masks(indexes, window=window) > 0
     return valid
 
 
@@ -160,9 +166,7 @@ def _overview_unchecked(ds, indexes):
         data[:, i] = row
         if masked:
             valid[:, i] = ds.read_masks(indexes, window=window)[:, 0, ::step] > 0
-    valid &= np.isfinite(data)
-    if ds.nodata is not None and not np.isnan(ds.nodata):
-        valid &= data != ds.nodata
+    valid &= values_valid(ds, data)
     return data, valid
 
 

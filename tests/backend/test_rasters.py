@@ -22,7 +22,7 @@ def test_nodata_and_nan_are_invalid_without_reading_a_mask_band(tmp_path):
     path = write_raster(tmp_path / "n.tif", data, nodata=-9999.0)
     with rasterio.open(path) as ds:
         assert not rasters.needs_mask_band(ds, [1, 2, 3])
-    values, valid = _read(path)
+    _, valid = _read(path)
     expected = np.isfinite(data) & (data != -9999.0)
     assert np.array_equal(valid, expected)
     assert valid.sum() == data.size - 2
@@ -46,7 +46,7 @@ def test_an_internal_mask_band_is_honoured(tmp_path):
 
 def test_bands_with_different_nodata_values_fall_back_to_gdal_masks(tmp_path):
     # GeoTIFF has one nodata for all bands; a VRT (as ENVI/HDF readers can) gives each band its own.
-    src = write_raster(tmp_path / "d.tif", np.full((2, 4, 4), 5, np.int16))
+    write_raster(tmp_path / "d.tif", np.full((2, 4, 4), 5, np.int16))
     bands = "".join(
         f'<VRTRasterBand dataType="Int16" band="{b}"><NoDataValue>{nd}</NoDataValue><SimpleSource>'
         f'<SourceFilename relativeToVRT="1">d.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource>'
