@@ -221,7 +221,8 @@ def main():
         figures.update(bench_scan(repeats))
     if "memory" in only:
         import memory_scaling
-        sys.argv = [sys.argv[0], "--base", "512" if args.quick else "1024", "--workdir", os.path.join(work, "mem")]
+        sys.argv = [sys.argv[0], "--base", "512" if args.quick else "1024", "--repeats", "1" if args.quick else "3",
+                    "--workdir", os.path.join(work, "mem")]
         mem = memory_scaling.main()
         figures["memory_ratio_16x"] = mem["memory_ratio_16x"]
         figures["memory"] = mem
