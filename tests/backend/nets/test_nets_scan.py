@@ -66,7 +66,8 @@ FLAGS = [
 
 
 @pytest.mark.parametrize("flags", FLAGS)
-@pytest.mark.parametrize("shape", [(2, 8, 37, 4, None), (2, 8, 64, 4, 4), (1, 6, 1, 3, None), (3, 6, 17, 5, 2)])
+@pytest.mark.parametrize("shape", [(2, 8, 37, 4, None), (2, 8, 64, 4, 4), (1, 6, 1, 3, None), (3, 6, 17, 5, 2),
+                                   (1, 8, 300, 4, 4)])  # the last: the read-out by multiply-adds (many products)
 def test_matches_reference(shape, flags):
     b, d, l, n, g = shape
     _compare(_inputs(b, d, l, n, g), **flags)
@@ -79,6 +80,18 @@ def test_matches_reference_all_code_paths(monkeypatch, block, seq):
     monkeypatch.setattr(scan_mod, "_SEQUENTIAL_M", seq)
     _compare(_inputs(2, 8, 45, 4, 2, seed=1), use_d=True, use_z=True, use_bias=True, softplus=True)
     _compare(_inputs(1, 4, 30, 3, None, seed=2), use_d=True, use_z=False, use_bias=False, softplus=True, last=True)
+
+
+@pytest.mark.parametrize("k,b,g,n,dg", [(300, 1, 4, 4, 6), (8, 2, 1, 16, 5), (40, 2, 8, 8, 3)])
+def test_read_out_forms_agree(k, b, g, n, dg):
+    """_read_out picks multiply-adds over the state axis or a batched matmul by shape; both are C @ h."""
+    gen = torch.Generator().manual_seed(3)
+    C, h = torch.randn(k, b, g, 1, n, generator=gen), torch.randn(k, b, g, n, dg, generator=gen)
+    out = torch.empty(k, b, g, 1, dg)
+    torch.testing.assert_close(scan_mod._read_out(C, h, out), torch.matmul(C, h))
+    # the transposed view the backward pass hands it (B of shape (..., n, 1) read as (..., 1, n))
+    Bt = torch.randn(k, b, g, n, 1, generator=gen)
+    torch.testing.assert_close(scan_mod._read_out(Bt.transpose(-1, -2), h, out), torch.matmul(Bt.transpose(-1, -2), h))
 
 
 def test_last_state_and_constant_bc():
