@@ -80,6 +80,7 @@ def classify(hsi, aux, model_dir, out, events, confidence=None, device="auto",
                     counts += np.bincount(np.where(valid, index + 1, 0).ravel(), minlength=len(values))
                     writer.write(tile.core, classes, np.where(valid, conf, -1.0))
                 done += len(tile_batch)
+                devices.release_free_host_memory()  # between windows: see its docstring
                 events.progress("classify", done, total)
             outputs = writer.commit()
         except BaseException:

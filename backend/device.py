@@ -27,13 +27,32 @@ def tune_host_allocator():
     if _allocator_tuned or not sys.platform.startswith("linux"):
         return
     _allocator_tuned = True
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, HEAP_REUSE_BYTES)
+        mallopt(_M_TRIM_THRESHOLD, HEAP_REUSE_BYTES)
+
+
+def release_free_host_memory():
+    """Hand the heap's free pages back to the kernel (glibc's malloc_trim; a no-op elsewhere).
+
+    Called between inference windows. With the tuned allocator nothing is ever returned, and GDAL's
+    cached blocks, allocated between two windows' big buffers, fragment the heap: a 16x larger raster
+    peaked 931-1126 MiB against 765 for the base size (make bench's memory_ratio_16x 1.2-1.5, run to
+    run). Trimming once per window keeps the in-window reuse (what the tuning is for) and took the
+    16x run to 995-1034 MiB for ~8 % more time on the bench's small model (less on a real network)."""
+    if not _allocator_tuned:
         return
-    mallopt(_M_MMAP_THRESHOLD, HEAP_REUSE_BYTES)
-    mallopt(_M_TRIM_THRESHOLD, HEAP_REUSE_BYTES)
+    trim = _libc_function("malloc_trim")
+    if trim is not None:
+        trim(0)
+
+
+def _libc_function(name):
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
 
 
 def resolve_device(requested):
