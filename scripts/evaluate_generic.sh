@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every figure of the generic model's card and of the README's results table for it, from one script
-# (`make evaluate-generic`; about 25 min on 2 CPU cores). Outputs under $OUT (default generic_eval/).
+# (`make evaluate-generic`; about 13 min on 2 CPU cores). Outputs under $OUT (default generic_eval/).
 #   1. zero-shot on held-out synthetic scenes / spectra / map parts / sensors, vs a library random forest
 #   2. fine-tuning with 20 labels per class vs training from scratch (held-out sensor)
 #   3. real rasters: Samson (ENVI, reference labels) zero-shot vs the library random forest;
