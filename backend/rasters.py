@@ -21,6 +21,7 @@ from backend.protocol import ErrorCode, LandFuseError
 # A decimated read of at most this many pixels per side is enough to tell bands that are empty
 # everywhere and to estimate value scale, without reading a whole large raster.
 OVERVIEW_SIDE = 512
+OVERVIEW_CHUNK_BYTES = 64 << 20  # one overview read: whole blocks, every band, at most about this much
 MEDIAN_SAMPLE = 1 << 20
 
 
@@ -152,20 +153,32 @@ def overview(ds, indexes):
 
 
 def _overview_unchecked(ds, indexes):
-    # Whole sampled rows, every band at once, top to bottom: each compressed block is then decoded
-    # once. (A decimated read band by band re-decodes every pixel-interleaved block once per band:
-    # 20+ minutes for a 4096² × 64-band GeoTIFF once its blocks outgrow GDAL's cache.)
+    # Every band at once, one block row at a time, in chunks of whole blocks: each compressed block is
+    # decoded once whatever GDAL's cache holds. Reading a band at a time re-decodes a pixel-interleaved
+    # block once per band (20+ minutes for a 4096² × 64-band GeoTIFF); reading each sampled row across
+    # the full width re-decodes the block row for every sampled row once a block row of all bands
+    # outgrows the cache (1024² × 260 bands, 256 px tiles, 64 MiB cache: 141 s).
     step = max(1, int(np.ceil(max(ds.width, ds.height) / OVERVIEW_SIDE)))
-    rows = range(0, ds.height, step)
-    data = np.empty((len(indexes), len(rows), len(range(0, ds.width, step))), np.float32)
+    rows, cols = np.arange(0, ds.height, step), np.arange(0, ds.width, step)
+    data = np.empty((len(indexes), len(rows), len(cols)), np.float32)
     valid = np.ones(data.shape, bool)
     masked = needs_mask_band(ds, indexes)
-    for i, r in enumerate(rows):
-        window = Window(0, r, ds.width, 1)
-        row = ds.read(indexes, window=window)[:, 0, ::step].astype(np.float32)
-        data[:, i] = row
-        if masked:
-            valid[:, i] = ds.read_masks(indexes, window=window)[:, 0, ::step] > 0
+    block_h, block_w = ds.block_shapes[indexes[0] - 1]
+    bytes_per_block = len(indexes) * block_h * block_w * np.dtype(ds.dtypes[indexes[0] - 1]).itemsize
+    chunk_w = block_w * max(1, OVERVIEW_CHUNK_BYTES // bytes_per_block)
+    for r0 in range(0, ds.height, block_h):
+        rs = np.flatnonzero((rows >= r0) & (rows < r0 + block_h))
+        for c0 in range(0, ds.width, chunk_w) if rs.size else ():
+            cs = np.flatnonzero((cols >= c0) & (cols < c0 + chunk_w))
+            if not cs.size:
+                continue
+            # The window starts on sampled pixels, so [::step] picks exactly the sampled ones.
+            window = Window(int(cols[cs[0]]), int(rows[rs[0]]), int(cols[cs[-1]] - cols[cs[0]] + 1),
+                            int(rows[rs[-1]] - rows[rs[0]] + 1))
+            where = (slice(None), slice(rs[0], rs[-1] + 1), slice(cs[0], cs[-1] + 1))
+            data[where] = ds.read(indexes, window=window)[:, ::step, ::step]
+            if masked:
+                valid[where] = ds.read_masks(indexes, window=window)[:, ::step, ::step] > 0
     valid &= values_valid(ds, data)
     return data, valid
 

@@ -1,6 +1,7 @@
 """Reading validity and value scale: the nodata comparison, GDAL mask bands, the scale estimate."""
 
 import numpy as np
+import pytest
 import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
@@ -70,3 +71,29 @@ def test_typical_magnitude_tells_the_scale_apart_on_a_subsample(tmp_path):
         mb = rasters.typical_magnitude(b, list(range(1, 41)))
     assert abs(ma - float(np.median(reflectance))) < 0.01  # the subsample's median is the full one's
     assert 9000 < mb / ma < 11000
+
+
+@pytest.mark.parametrize("layout", [
+    dict(tiled=True, blockxsize=32, blockysize=32, interleave="pixel"),
+    dict(tiled=False, blockysize=3, interleave="band"),
+])
+def test_overview_reads_blocks_in_chunks_and_equals_a_plain_decimated_read(tmp_path, monkeypatch, layout):
+    """Block rows read in chunks of whole blocks (here 2 blocks wide) give exactly every step-th row
+    and column of every band, with the internal mask, at sizes that are not multiples of anything."""
+    monkeypatch.setattr(rasters, "OVERVIEW_SIDE", 20)  # 101 px -> every 6th pixel
+    monkeypatch.setattr(rasters, "OVERVIEW_CHUNK_BYTES", 2 * 4 * 32 * 32 * 2)
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 5000, (4, 101, 77)).astype(np.uint16)
+    mask = np.full((101, 77), 255, np.uint8)
+    mask[40:50, 10:70] = 0
+    path = str(tmp_path / "o.tif")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", driver="GTiff", width=77, height=101, count=4, dtype="uint16",
+                           crs="EPSG:32633", transform=from_origin(0, 1010, 10, 10), compress="deflate",
+                           **layout) as dst:
+            dst.write(data)
+            dst.write_mask(mask)
+    with rasterio.open(path) as ds:
+        got, valid = rasters._overview_unchecked(ds, [1, 2, 3, 4])
+    assert np.array_equal(got, data[:, ::6, ::6].astype(np.float32))
+    assert np.array_equal(valid, np.broadcast_to(mask[::6, ::6] > 0, valid.shape))
