@@ -168,7 +168,9 @@ def _overview_unchecked(ds, indexes):
     chunk_w = block_w * max(1, OVERVIEW_CHUNK_BYTES // bytes_per_block)
     for r0 in range(0, ds.height, block_h):
         rs = np.flatnonzero((rows >= r0) & (rows < r0 + block_h))
-        for c0 in range(0, ds.width, chunk_w) if rs.size else ():
+        if not rs.size:
+            continue
+        for c0 in range(0, ds.width, chunk_w):
             cs = np.flatnonzero((cols >= c0) & (cols < c0 + chunk_w))
             if not cs.size:
                 continue

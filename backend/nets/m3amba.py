@@ -40,8 +40,6 @@ DEFAULT_PARAMS = {
 }
 
 
-
-
 class Stem(nn.Module):
     def __init__(self, bands: int, dim: int):
         super().__init__()
