@@ -10,7 +10,7 @@ import signal
 import sys
 import traceback
 
-from backend import device as devices
+from backend.engine import device as devices
 from backend.protocol import DEFAULT_TILE_SIZE, ErrorCode, EventWriter, LandFuseError
 
 
@@ -166,7 +166,7 @@ def parse_args(argv):
 def _wavelengths(args):
     if not getattr(args, "wavelengths", None):
         return None
-    from backend.spectral import parse_wavelength_list
+    from backend.io.spectral import parse_wavelength_list
     return parse_wavelength_list(args.wavelengths)
 
 
@@ -174,32 +174,32 @@ def _run(args, events):
     if args.command == "classify":
         if args.tile_size < 16 or (args.batch_size is not None and args.batch_size < 1):
             raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--tile-size must be ≥ 16 and --batch-size ≥ 1")
-        from backend.classify import classify
+        from backend.engine.classify import classify
         return classify(args.hsi, args.aux, args.model, args.out, events, confidence=args.confidence,
                         device=args.device, tile_size=args.tile_size, batch_size=args.batch_size,
                         wavelengths=_wavelengths(args))
     if args.command == "info":
-        from backend.package import load_manifest_checked
+        from backend.engine.package import load_manifest_checked
         from backend.manifest import summarize
         manifest, _ = load_manifest_checked(args.model)
         return {"model": summarize(manifest)}
     if args.command == "diagnostics":
-        from backend.diagnostics import collect
+        from backend.engine.diagnostics import collect
         return {"diagnostics": collect()}
     if args.command in ("train", "finetune"):
-        from backend.training import run_training
+        from backend.training.train import run_training
         args.wavelength_list = _wavelengths(args)
         return run_training(args, events)
     if args.command == "pretrain":
-        from backend.pretrain import run_pretraining
+        from backend.training.pretrain import run_pretraining
         if min(args.scenes, args.steps, args.batch) < 1 or args.size < 16 or args.crop < 16:
             raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--scenes/--steps/--batch must be ≥ 1, --size/--crop ≥ 16")
         return run_pretraining(args, events)
     if args.command == "library-rf":
-        from backend.generic_eval import run_library_rf
+        from backend.evaluation.generic_eval import run_library_rf
         return run_library_rf(args, events)
     if args.command in ("zeroshot", "fewshot"):
-        from backend import generic_eval
+        from backend.evaluation import generic_eval
         for sensor in ([args.sensor] if args.command == "fewshot" else args.sensors or []):
             generic_eval.check_sensor(sensor)
         if args.command == "zeroshot":
@@ -219,10 +219,10 @@ def _run(args, events):
                 "metrics": {"train_per_class": {str(k): v for k, v in picked.items()},
                             "test_per_class": {str(k): v for k, v in split["test"].items()}}}
     if args.command == "preview":
-        from backend.preview import preview_files
+        from backend.io.preview import preview_files
         return {"outputs": {"preview": preview_files(args.hsi, args.classes, args.out)}}
     if args.command == "evaluate":
-        from backend.evaluate import evaluate
+        from backend.evaluation.evaluate import evaluate
         return evaluate(args.prediction, args.reference, class_field=args.class_field,
                         out_json=args.out_json, out_html=args.out_html, events=events)
     if args.command == "synth":
@@ -235,10 +235,10 @@ def _run(args, events):
         return {"outputs": outputs, "class_table": scene["classes"],
                 "metrics": {"sparse_labels_per_class": {str(k): v for k, v in counts.items()}}}
     if args.command == "benchmark":
-        from backend.benchmark import run_benchmark
+        from backend.evaluation.benchmark import run_benchmark
         return run_benchmark(args, events)
     if args.command == "demo":
-        from backend.demo import run_demo
+        from backend.evaluation.demo import run_demo
         return run_demo(args.out, events, model_dir=args.model, device=args.device)
     raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"unknown command {args.command}")
 
@@ -254,7 +254,7 @@ def main(argv=None, stdout=None):
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         devices.tune_host_allocator()
-        from backend.rasters import gdal_env
+        from backend.io.rasters import gdal_env
         with gdal_env():
             result = _run(args, events)
     except LandFuseError as exc:

@@ -59,10 +59,11 @@ def machine():
 def scene_with_model(work, size, bands, arch, seed=3):
     """A synthetic HSI (`bands`) + DSM scene and an untrained package of `arch` for it: speed does not
     depend on what the weights learned."""
-    from backend import modalities, package
+    from backend.engine import modalities
+    from backend.engine import package
     from backend.synth.labels import sample_labels
     from backend.synth.scene import generate_scene
-    from backend.training import set_normalisation
+    from backend.training.train import set_normalisation
     scene = generate_scene(os.path.join(work, f"scene_{size}_{bands}"), seed=seed, height=size, width=size,
                            n_bands=bands)
     sample_labels(scene["labels"], os.path.join(work, "sparse.tif"), per_class=100, seed=seed)
@@ -84,8 +85,8 @@ def scene_with_model(work, size, bands, arch, seed=3):
 
 
 def dense_pixels_per_second(scene, model, work, device, repeats):
-    from backend.classify import classify
-    from backend.rasters import gdal_env
+    from backend.engine.classify import classify
+    from backend.io.rasters import gdal_env
     out = os.path.join(work, "dense.tif")
 
     def run():
@@ -99,7 +100,8 @@ def dense_pixels_per_second(scene, model, work, device, repeats):
 
 def patch_pixels_per_second(scene, model, device, n_pixels, patch=11, batch=128, repeats=3):
     """The patch-per-pixel way most papers classify: every pixel's 11×11 neighbourhood is a sample."""
-    from backend import modalities, package
+    from backend.engine import modalities
+    from backend.engine import package
     from backend.manifest import read_manifest
     from rasterio.windows import Window
     with modalities.open_modalities(scene["hsi"], [scene["dsm"]], read_manifest(model)["modalities"]) as (ref, readers):
@@ -122,8 +124,8 @@ def patch_pixels_per_second(scene, model, device, n_pixels, patch=11, batch=128,
 
 
 def random_forest_pixels_per_second(scene, sparse, repeats):
-    from backend import modalities
-    from backend.labels import load_labels
+    from backend.engine import modalities
+    from backend.io.labels import load_labels
     from rasterio.windows import Window
     from sklearn.ensemble import RandomForestClassifier
     with modalities.open_modalities(scene["hsi"], [scene["dsm"]]) as (ref, readers):
@@ -194,7 +196,7 @@ def main():
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--arch", default="m3amba")
     args = parser.parse_args()
-    from backend.device import tune_host_allocator
+    from backend.engine.device import tune_host_allocator
     tune_host_allocator()  # as every backend command does at start (cli.main): baselines run under it too
     only = set(args.only or ["dense_vs_patch", "random_forest", "scan", "memory", "train"])
     repeats = 2 if args.quick else 3

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from backend.pretrain import model_card  # noqa: E402
+from backend.training.pretrain import model_card  # noqa: E402
 
 
 def _load(path):

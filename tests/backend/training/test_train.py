@@ -87,7 +87,7 @@ def test_train_refuses_labels_that_miss_the_image(tmp_path):
 
 
 def test_early_stopping_score_weighs_every_class_alike():
-    from backend.training import balanced_accuracy
+    from backend.training.train import balanced_accuracy
     reference = np.array([0] * 90 + [1] * 10)
     all_majority = np.zeros(100, int)
     assert balanced_accuracy(reference, all_majority) == 0.5      # OA would say 0.9

@@ -159,7 +159,7 @@ def mat_array(path, names=(), ndim=None):
 
 
 def class_table(dataset):
-    from backend.labels import default_color
+    from backend.io.labels import default_color
     return [{"value": i + 1, "name": name, "color": default_color(i + 1)}
             for i, name in enumerate(CLASS_NAMES[dataset])]
 
@@ -394,7 +394,7 @@ def prepare(dataset, data_dir, work_dir, log=lambda message, level="info": None,
     classes = class_table(dataset)
     top = max(int(train.max()), int(test.max()))
     if top > len(classes):
-        from backend.labels import default_color
+        from backend.io.labels import default_color
         classes += [{"value": v, "name": f"class_{v}", "color": default_color(v)} for v in range(len(classes) + 1, top + 1)]
     os.makedirs(work_dir, exist_ok=True)
     out = {"dataset": dataset, "data_dir": data_dir, "split": note, "files": files,

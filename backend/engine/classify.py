@@ -4,12 +4,13 @@ import time
 
 import numpy as np
 
-from backend import device as devices
-from backend import modalities, output
-from backend.package import load_model
+from backend.engine import device as devices
+from backend.engine import modalities
+from backend.io import output
+from backend.engine.package import load_model
 from backend.protocol import DEFAULT_TILE_SIZE
 from backend.manifest import read_manifest
-from backend.tiles import batches, count_tiles, iter_tiles
+from backend.engine.tiles import batches, count_tiles, iter_tiles
 
 # 512 px windows (DEFAULT_TILE_SIZE): the halo (recomputed context around every window, 32 px each side
 # for m3amba) costs 1.27x the core pixels at 512 px but 1.56x at 256 px. A batch holds about BATCH_PIXELS

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from backend.output import hex_to_rgb
+from backend.io.output import hex_to_rgb
 
 RGB_NM = (640.0, 550.0, 470.0)
 
@@ -73,7 +73,7 @@ def preview_files(hsi_path, classes_path, out_path):
     """`preview` command: the class table comes from the map's LANDFUSE_CLASSES tag (classify writes it)."""
     import json
 
-    from backend import rasters
+    from backend.io import rasters
     from backend.protocol import ErrorCode, LandFuseError
     with rasters.open_raster(hsi_path, "hyperspectral") as hsi, rasters.open_raster(classes_path, "class") as classes:
         try:

@@ -6,7 +6,7 @@ import pytest
 import rasterio
 
 from backend.protocol import LandFuseError
-from backend.spectral import band_wavelengths, parse_wavelength_list, require_wavelengths
+from backend.io.spectral import band_wavelengths, parse_wavelength_list, require_wavelengths
 from tests.backend.conftest import SHARED_DATA, needs_shared, write_raster
 
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from backend import package
+from backend.engine import package
 from backend.protocol import LandFuseError
 from tests.backend.conftest import make_package
 

@@ -53,7 +53,7 @@ def test_sigkill_mid_run_leaves_no_output_and_the_next_run_cleans_up(tmp_path):
     assert not out.exists() and not (tmp_path / "conf.tif").exists()
     parts = [f for f in leftovers(tmp_path) if ".part-" in f]
     assert parts, "the killed run's temporaries are only ever hidden .part files"
-    from backend.output import remove_stale_parts
+    from backend.io.output import remove_stale_parts
     remove_stale_parts(str(out))
     remove_stale_parts(str(tmp_path / "conf.tif"))
     assert leftovers(tmp_path) == []

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 
-from backend.evaluate import evaluate
-from backend.metrics import confusion_matrix, summarize_confusion
+from backend.evaluation.evaluate import evaluate
+from backend.evaluation.metrics import confusion_matrix, summarize_confusion
 from tests.backend.conftest import write_raster
 
 

@@ -16,7 +16,7 @@ import pytest
 import rasterio
 import scipy.io
 
-from backend import datasets
+from backend.evaluation import datasets
 from backend.protocol import ErrorCode, LandFuseError
 from tests.backend.conftest import SHARED_DATA, needs_shared, run_cli
 
@@ -111,7 +111,7 @@ def test_trento_loader_writes_aligned_crs_less_rasters(tmp_path):
     assert names[1] == "apple trees" and names[6] == "roads"
     with rasterio.open(data["hsi"]) as hsi, rasterio.open(data["aux"][0]) as aux:
         assert (hsi.count, hsi.height, hsi.width) == (63, 64, 128) and (aux.count, aux.height, aux.width) == (1, 64, 128)
-        from backend.rasters import check_overlap
+        from backend.io.rasters import check_overlap
         assert check_overlap(hsi, aux, data["aux"][0]) == "pixel"
 
 

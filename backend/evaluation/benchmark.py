@@ -1,9 +1,9 @@
 """`benchmark`: networks (and a random forest baseline) on a standard dataset, several seeds.
 
-For each seed the dataset is written as plain rasters (backend.datasets; datasets without an official
+For each seed the dataset is written as plain rasters (backend.evaluation.datasets; datasets without an official
 split draw it from the seed, so every architecture of one seed sees the same split); for each
-architecture the scene is trained on the train labels (backend.training, as `train` does), classified
-whole (backend.classify, as `classify` does) and scored on the test labels (backend.evaluate: every
+architecture the scene is trained on the train labels (backend.training.train, as `train` does), classified
+whole (backend.engine.classify, as `classify` does) and scored on the test labels (backend.evaluation.evaluate: every
 test pixel once). Results: mean ± std of OA / AA / κ and of train / classify seconds per architecture,
 as the `result` event and as results.json + results.md in --out.
 
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from backend import datasets
+from backend.evaluation import datasets
 from backend.protocol import ErrorCode, EventWriter, LandFuseError
 
 NET_ARCHS = ("m3amba", "bdgf", "tiny")
@@ -45,7 +45,7 @@ class _Nested(EventWriter):
 
 def _train_net(arch, data, labels, model_dir, seed, epochs, tile_size, device, events):
     from backend.cli import parse_args
-    from backend.training import run_training
+    from backend.training.train import run_training
     argv = ["train", "--hsi", data["hsi"], "--labels", labels, "--arch", arch, "--out", model_dir,
             "--seed", str(seed), "--device", device, "--tile-size", str(tile_size)]
     for aux in data["aux"]:
@@ -57,7 +57,7 @@ def _train_net(arch, data, labels, model_dir, seed, epochs, tile_size, device, e
 
 
 def _classify_net(data, model_dir, out, device, events):
-    from backend.classify import classify
+    from backend.engine.classify import classify
     return classify(data["hsi"], data["aux"], model_dir, out, events, device=device)
 
 
@@ -96,7 +96,7 @@ def _random_forest(data, labels, out, seed, events):
                             "Install it into the backend environment (.venv/bin/pip install scikit-learn) "
                             "or leave random_forest out of --arch.") from exc
     from rasterio.windows import Window
-    from backend.output import ClassificationWriter
+    from backend.io.output import ClassificationWriter
     started = time.perf_counter()
     features, profile, (h, w) = _stack_features(data)
     train, table = _read_labels(labels)
@@ -197,8 +197,8 @@ def run_benchmark(args, events):
             raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "The random_forest baseline needs scikit-learn, which is not installed.",
                                 "Install it into the backend environment (.venv/bin/pip install scikit-learn) "
                                 "or leave random_forest out of --arch.") from exc
-    from backend import device as devices
-    from backend.evaluate import evaluate
+    from backend.engine import device as devices
+    from backend.evaluation.evaluate import evaluate
     device = devices.resolve_device(args.device)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)

@@ -12,14 +12,15 @@ import time
 
 import numpy as np
 
-from backend import device as devices
-from backend import modalities, nets
-from backend.labels import load_labels
-from backend.metrics import confusion_matrix, summarize_confusion
-from backend.package import load_model, save_package, sha256_file
+from backend.engine import device as devices
+from backend import nets
+from backend.engine import modalities
+from backend.io.labels import load_labels
+from backend.evaluation.metrics import confusion_matrix, summarize_confusion
+from backend.engine.package import load_model, save_package, sha256_file
 from backend.protocol import ErrorCode, LandFuseError
-from backend.spectral import band_wavelengths
-from backend.tiles import iter_tiles
+from backend.io.spectral import band_wavelengths
+from backend.engine.tiles import iter_tiles
 
 DEFAULT_EPOCHS = {"tiny": 40, "m3amba": 40, "bdgf": 40}
 STEPS_PER_EPOCH = 16
@@ -54,7 +55,7 @@ def set_normalisation(reader):
 
     Aux modalities are first made relative to the scene's low level (see modalities.SCENE_OFFSET).
     """
-    from backend import rasters
+    from backend.io import rasters
     data, ok = rasters.overview(reader.ds, reader.read_bands)
     if reader.kind == "aux":
         reader.offset = rasters.low_level(reader.ds, reader.read_bands)

@@ -9,7 +9,7 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject, Resampling
 
-from backend.classify import classify
+from backend.engine.classify import classify
 from backend.protocol import EventWriter, LandFuseError
 from tests.backend.conftest import SHARED_DATA, make_package, needs_shared, run_cli, write_raster
 
@@ -96,7 +96,7 @@ def test_wrong_number_of_aux_rasters(scene, tmp_path):
 
 
 def test_aux_on_another_crs_and_resolution_is_aligned_onto_the_hsi_grid(tmp_path):
-    from backend.modalities import open_modalities
+    from backend.engine.modalities import open_modalities
     from rasterio.windows import Window
     yy, xx = np.mgrid[0:120, 0:100]
     hsi = np.stack([np.sin(xx / 9.0) + np.cos(yy / 7.0)] * 3).astype(np.float32)
@@ -148,7 +148,7 @@ def test_reflectance_scale_mismatch_is_detected_and_rescaled(tmp_path):
 
 
 def test_out_of_memory_is_reported_with_a_hint(scene, model2, monkeypatch):
-    from backend import classify as module
+    from backend.engine import classify as module
 
     def exhausted(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
@@ -238,6 +238,6 @@ def test_sentinel_pairs_10_20_60_m_and_s1_align_on_the_reference_grid(tmp_path):
 
 
 def test_default_batch_holds_about_the_same_pixels_whatever_the_tile_size():
-    from backend.classify import DEFAULT_TILE_SIZE, default_batch_size
+    from backend.engine.classify import DEFAULT_TILE_SIZE, default_batch_size
     assert DEFAULT_TILE_SIZE == 512 and default_batch_size(512) == 1
     assert default_batch_size(256) == 4 and default_batch_size(128) == 16 and default_batch_size(4096) == 1

@@ -1,4 +1,4 @@
-"""The host allocator policy set before heavy work (see backend.device.tune_host_allocator)."""
+"""The host allocator policy set before heavy work (see backend.engine.device.tune_host_allocator)."""
 
 import subprocess
 import sys
@@ -11,7 +11,7 @@ from tests.backend.conftest import REPO
 PROBE = r"""
 import ctypes, sys
 import numpy as np
-from backend import device
+from backend.engine import device
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
@@ -43,7 +43,7 @@ def test_big_buffers_come_from_the_reusable_heap_once_tuned():
 TRIM_PROBE = r"""
 import os
 import numpy as np
-from backend import device
+from backend.engine import device
 
 def rss_mib():
     with open("/proc/self/statm") as f:
@@ -68,7 +68,7 @@ def test_released_between_windows():
 
 
 def test_other_platforms_are_left_alone(monkeypatch):
-    from backend import device
+    from backend.engine import device
     monkeypatch.setattr(device, "_allocator_tuned", False)
     monkeypatch.setattr(device.sys, "platform", "darwin")
     device.tune_host_allocator()

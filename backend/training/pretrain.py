@@ -1,7 +1,7 @@
 """`pretrain`: the generic, sensor-agnostic land-cover model, from synthetic scenes of real ingredients.
 
     scenes   backend.synth.library_scene, split "train" (training spectra, map parts and sensors only)
-    input    HSI → canonical grid features (backend.canonical); DSM (optional) relative to the scene's
+    input    HSI → canonical grid features (backend.engine.canonical); DSM (optional) relative to the scene's
              2nd percentile, plus a presence channel
     training random 64 px crops, flips/turns, a random brightness per crop (illumination, unknown
              radiometric scale), the DSM dropped from half the crops (modality dropout: the model must
@@ -16,13 +16,17 @@ import time
 
 import numpy as np
 
-from backend import canonical, modalities, nets
-from backend import device as devices
-from backend.package import save_package, sha256_file
+from backend import nets
+
+from backend.engine import canonical
+
+from backend.engine import modalities
+from backend.engine import device as devices
+from backend.engine.package import save_package, sha256_file
 from backend.protocol import ErrorCode, LandFuseError
 from backend.synth import library
 from backend.synth.library_scene import render_library_scene
-from backend.training import _augment, train_step
+from backend.training.train import _augment, train_step
 
 DSM_DROPOUT = 0.5
 GAIN_RANGE = (0.6, 1.6)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend import canonical, rasters
+from backend.engine import canonical
+
+from backend.io import rasters
 from backend.protocol import ErrorCode, LandFuseError
 
 # A value-scale ratio beyond this factor between the input and the training data means the raster
@@ -88,7 +90,7 @@ class AbsentReader:
 @dataclass
 class SpectralReader:
     """A generic model's HSI input: whatever bands the raster has, resampled onto the canonical grid
-    (backend.canonical) from their wavelengths, then normalised with the pretraining stats."""
+    (backend.engine.canonical) from their wavelengths, then normalised with the pretraining stats."""
     name: str
     path: str
     ds: object
@@ -138,7 +140,7 @@ def _detect_scale(spec, src, read_bands, name, log):
 
 
 def _spectral_reader(spec, path, src, ds, wavelengths, log):
-    from backend.spectral import require_wavelengths
+    from backend.io.spectral import require_wavelengths
     if spec["spectral_grid"] != canonical.GRID_ID:
         raise LandFuseError(ErrorCode.BAD_MODEL,
                             f"The model reads spectra on the grid {spec['spectral_grid']!r}; this backend knows "

@@ -11,12 +11,12 @@ import os
 
 import rasterio
 
-from backend.classify import classify
-from backend.evaluate import evaluate
-from backend.preview import render_preview
+from backend.engine.classify import classify
+from backend.evaluation.evaluate import evaluate
+from backend.io.preview import render_preview
 from backend.protocol import ErrorCode, LandFuseError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_SEED = 2026
 DEMO_SIZE = 256
 DEMO_MODEL = os.path.join(REPO, "models", "generic-landcover")

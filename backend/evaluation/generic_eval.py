@@ -17,9 +17,9 @@ import time
 import numpy as np
 import rasterio
 
-from backend.classify import classify
+from backend.engine.classify import classify
 from backend.cli import parse_args
-from backend.metrics import confusion_matrix, summarize_confusion
+from backend.evaluation.metrics import confusion_matrix, summarize_confusion
 from backend.protocol import ErrorCode, LandFuseError
 from backend.synth import library, sensors, spectra
 from backend.synth.library_scene import required_range, split_library, write_library_scene
@@ -127,7 +127,7 @@ def run_zeroshot(args, events):
 
 def run_fewshot(args, events):
     from backend.synth.labels import sample_labels
-    from backend.training import run_training
+    from backend.training.train import run_training
     started = time.perf_counter()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -180,13 +180,15 @@ def run_library_rf(args, events):
     brought to reflectance by the power of ten that matches the library's magnitude (as classify does)."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from backend import output, rasters
-    from backend.modalities import _detect_scale, _good_bands
-    from backend.spectral import require_wavelengths
+    from backend.io import output
+
+    from backend.io import rasters
+    from backend.engine.modalities import _detect_scale, _good_bands
+    from backend.io.spectral import require_wavelengths
     started = time.perf_counter()
     wavelengths = None
     if args.wavelengths:
-        from backend.spectral import parse_wavelength_list
+        from backend.io.spectral import parse_wavelength_list
         wavelengths = parse_wavelength_list(args.wavelengths)
     output.check_writable(args.out)
     with rasters.open_raster(args.hsi, "hyperspectral") as ds:

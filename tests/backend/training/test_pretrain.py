@@ -109,7 +109,7 @@ def test_finetune_from_generic_can_drop_unlabelled_classes(tiny_generic, scene, 
 
 def test_bundled_generic_model_is_the_output_of_its_recorded_command():
     from backend.cli import build_parser
-    from backend.package import load_manifest_checked
+    from backend.engine.package import load_manifest_checked
     manifest, _ = load_manifest_checked(GENERIC)          # verifies the weights' sha256
     argv = shlex.split(manifest["training"]["command"])[3:]
     args = build_parser().parse_args(argv)

@@ -6,7 +6,7 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from backend import rasters
+from backend.io import rasters
 from tests.backend.conftest import write_raster
 
 

@@ -1,4 +1,4 @@
-from backend.tiles import batches, count_tiles, iter_tiles
+from backend.engine.tiles import batches, count_tiles, iter_tiles
 
 
 def test_tile_cores_cover_the_raster_exactly_once():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from backend.labels import load_labels
+from backend.io.labels import load_labels
 from backend.protocol import LandFuseError
 from tests.backend.conftest import SHARED_DATA, needs_shared, write_raster
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from backend import canonical
+from backend.engine import canonical
 from backend.synth import sensors, spectra
 
 

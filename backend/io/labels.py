@@ -9,7 +9,7 @@ import numpy as np
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from backend import rasters
+from backend.io import rasters
 from backend.protocol import ErrorCode, LandFuseError
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".sqlite", ".fgb", ".kml")
