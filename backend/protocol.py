@@ -102,3 +102,22 @@ class EventWriter:
 
     def error(self, code, message, hint=""):
         self.emit("error", code=code, message=message, hint=hint)
+
+
+class NestedEvents:
+    """A sub-run's events (a training inside a benchmark, a classify inside an evaluation) forwarded to
+    the parent's stream, tagged with the run so a reader can tell whose they are.
+
+    `quiet` drops the sub-run's progress and info logs: evaluations run dozens of sub-runs whose
+    step-by-step chatter would bury their own progress; warnings and errors still come through."""
+
+    def __init__(self, parent, tag: str, quiet: bool = False):
+        self.parent, self.tag, self.quiet = parent, tag, quiet
+
+    def progress(self, stage, done, total):
+        if not self.quiet:
+            self.parent.progress(f"{self.tag}:{stage}", done, total)
+
+    def log(self, message, level="info"):
+        if not (self.quiet and level == "info"):
+            self.parent.log(f"[{self.tag}] {message}", level)

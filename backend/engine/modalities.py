@@ -122,7 +122,7 @@ class SpectralReader:
         return feats, pixel_valid
 
 
-def _detect_scale(spec, src, read_bands, name, log):
+def detect_scale(spec, src, read_bands, name, log):
     """The factor that brings this raster's values to the scale the model was trained on."""
     trained = spec.get("typical_magnitude")
     if not trained:
@@ -146,7 +146,7 @@ def _spectral_reader(spec, path, src, ds, wavelengths, log):
                             f"The model reads spectra on the grid {spec['spectral_grid']!r}; this backend knows "
                             f"{canonical.GRID_ID!r}.", "Update LandFuse, or use a model made by this version.")
     centres, _, source = require_wavelengths(src, wavelengths)
-    good, bad = _good_bands(src, spec["name"], log)
+    good, bad = good_bands(src, spec["name"], log)
     weights, covered = canonical.resampling([centres[b - 1] for b in good])
     trained = spec.get("trained_coverage")
     if not isinstance(trained, list) or len(trained) != canonical.N_BINS:
@@ -166,11 +166,11 @@ def _spectral_reader(spec, path, src, ds, wavelengths, log):
     reader = SpectralReader(name=spec["name"], path=path, ds=ds, source_count=src.count, read_bands=good,
                             weights=weights, covered=covered, mean=np.asarray(spec["mean"], np.float32),
                             std=np.asarray(spec["std"], np.float32), used_bands=good)
-    reader.scale = _detect_scale(spec, src, good, spec["name"], log)
+    reader.scale = detect_scale(spec, src, good, spec["name"], log)
     return reader
 
 
-def _good_bands(ds, name, log):
+def good_bands(ds, name, log):
     flagged = rasters.bad_band_flags(ds)
     empty = rasters.empty_bands(ds) - flagged
     if flagged:
@@ -181,7 +181,7 @@ def _good_bands(ds, name, log):
 
 
 def _reader_for_training(name, kind, path, src, ds, log):
-    good, _ = _good_bands(src, name, log)
+    good, _ = good_bands(src, name, log)
     if not good:
         raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"The {name} raster has no valid band: {path}")
     return ModalityReader(name=name, kind=kind, path=path, ds=ds, source_count=src.count, read_bands=good,
@@ -193,7 +193,7 @@ def _reader_for_model(spec, kind, path, src, ds, log):
     n_inputs = spec["bands"]
     source = spec.get("source_bands", n_inputs)
     used = spec.get("used_bands") or list(range(1, n_inputs + 1))
-    good, bad = _good_bands(src, name, log)
+    good, bad = good_bands(src, name, log)
     if src.count == source:
         pairs = [(b, slot) for slot, b in enumerate(used) if b not in bad]
         missing = [b for b in used if b in bad]
@@ -218,7 +218,7 @@ def _reader_for_model(spec, kind, path, src, ds, log):
     if spec.get("scene_offset") == SCENE_OFFSET:
         reader.offset = rasters.low_level(ds, reader.read_bands)  # over the HSI extent, as in training
         log(f"{name}: values taken relative to the scene's low level ({SCENE_OFFSET}: {reader.offset.round(2).tolist()})")
-    reader.scale = _detect_scale(spec, src, reader.read_bands, name, log)
+    reader.scale = detect_scale(spec, src, reader.read_bands, name, log)
     if spec.get("optional"):
         reader.presence = True
         reader.n_inputs += 1

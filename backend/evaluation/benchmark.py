@@ -11,49 +11,53 @@ as the `result` event and as results.json + results.md in --out.
 pixels' band values (HSI + aux); scikit-learn is a benchmark-only dependency, imported when used.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import platform
 import shlex
 import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 
+from backend import nets
 from backend.evaluation import datasets
-from backend.protocol import ErrorCode, EventWriter, LandFuseError
+from backend.evaluation.baselines import RF_TREES, random_forest
+from backend.protocol import ErrorCode, LandFuseError, NestedEvents
+from backend.training.config import TrainConfig
 
-NET_ARCHS = ("m3amba", "bdgf", "tiny")
+NET_ARCHS = tuple(nets.ARCHITECTURES)
 BASELINES = ("random_forest",)
 ARCHS = NET_ARCHS + BASELINES
 DEFAULT_ARCHS = ("m3amba", "bdgf", "random_forest")
-RF_TREES = 300
 
 
-class _Nested(EventWriter):
-    """Forwards a sub-command's events to the benchmark's stream: stages and logs tagged with the run."""
-
-    def __init__(self, parent, tag):
-        super().__init__(parent.stream)
-        self.tag = tag
-
-    def progress(self, stage, done, total):
-        super().progress(f"{self.tag}:{stage}", done, total)
-
-    def log(self, message, level="info"):
-        super().log(f"[{self.tag}] {message}", level)
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One `benchmark` run: every architecture in `archs` over seeds 0..seeds-1 on one dataset."""
+    dataset: str
+    data_dir: str
+    out: str
+    arch: Optional[Sequence[str]] = None      # None: DEFAULT_ARCHS
+    seeds: int = 3
+    per_class: Optional[int] = None
+    epochs: Optional[int] = None
+    tile_size: int = 64
+    train_size: Optional[str] = None
+    skip_checksums: bool = False
+    resume: bool = False
+    device: str = "auto"
+    command: Sequence[str] = ()
 
 
 def _train_net(arch, data, labels, model_dir, seed, epochs, tile_size, device, events):
-    from backend.cli import parse_args
     from backend.training.train import run_training
-    argv = ["train", "--hsi", data["hsi"], "--labels", labels, "--arch", arch, "--out", model_dir,
-            "--seed", str(seed), "--device", device, "--tile-size", str(tile_size)]
-    for aux in data["aux"]:
-        argv += ["--aux", aux]
-    if epochs:
-        argv += ["--epochs", str(epochs)]
-    args = parse_args(argv)
-    return run_training(args, events)
+    config = TrainConfig(hsi=data["hsi"], labels=labels, out=model_dir, aux=tuple(data["aux"]), arch=arch,
+                         epochs=epochs, device=device, seed=seed, tile_size=tile_size)
+    return run_training(config, events)
 
 
 def _classify_net(data, model_dir, out, device, events):
@@ -89,19 +93,13 @@ def _read_labels(path):
 
 def _random_forest(data, labels, out, seed, events):
     """Fit on the train pixels, then classify every pixel of the scene; returns (train_s, classify_s)."""
-    try:
-        from sklearn.ensemble import RandomForestClassifier
-    except ImportError as exc:
-        raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "The random_forest baseline needs scikit-learn, which is not installed.",
-                            "Install it into the backend environment (.venv/bin/pip install scikit-learn) "
-                            "or leave random_forest out of --arch.") from exc
+    forest = random_forest(seed)
     from rasterio.windows import Window
     from backend.io.output import ClassificationWriter
     started = time.perf_counter()
     features, profile, (h, w) = _stack_features(data)
     train, table = _read_labels(labels)
     mask = train.ravel() > 0
-    forest = RandomForestClassifier(n_estimators=RF_TREES, n_jobs=-1, random_state=seed)
     forest.fit(features[mask], train.ravel()[mask])
     train_s = time.perf_counter() - started
     events.log(f"[random_forest seed {seed}] fitted {RF_TREES} trees on {int(mask.sum())} px in {train_s:.1f} s")
@@ -182,28 +180,23 @@ def _machine():
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
-def run_benchmark(args, events):
-    archs = list(dict.fromkeys(args.arch or DEFAULT_ARCHS))
+def run_benchmark(config: BenchmarkConfig, events) -> dict:
+    archs = list(dict.fromkeys(config.arch or DEFAULT_ARCHS))
     unknown = [a for a in archs if a not in ARCHS]
     if unknown:
         raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"Unknown --arch {', '.join(unknown)}",
                             f"Choose from {', '.join(ARCHS)}.")
-    if args.seeds < 1 or (args.per_class is not None and args.per_class < 1):
+    if config.seeds < 1 or (config.per_class is not None and config.per_class < 1):
         raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--seeds and --per-class must be ≥ 1")
     if "random_forest" in archs:
-        try:
-            import sklearn  # noqa: F401
-        except ImportError as exc:
-            raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "The random_forest baseline needs scikit-learn, which is not installed.",
-                                "Install it into the backend environment (.venv/bin/pip install scikit-learn) "
-                                "or leave random_forest out of --arch.") from exc
+        random_forest(0)   # says at once, not after an hour of networks, when scikit-learn is missing
     from backend.engine import device as devices
     from backend.evaluation.evaluate import evaluate
-    device = devices.resolve_device(args.device)
-    out = os.path.abspath(args.out)
+    device = devices.resolve_device(config.device)
+    out = os.path.abspath(config.out)
     os.makedirs(out, exist_ok=True)
-    command = "python -m backend " + shlex.join(getattr(args, "argv", None) or ["benchmark"])
-    seeds = list(range(args.seeds))
+    command = "python -m backend " + shlex.join(list(config.command) or ["benchmark"])
+    seeds = list(range(config.seeds))
     total = len(seeds) * len(archs)
     checked = {}
     runs = []
@@ -211,32 +204,32 @@ def run_benchmark(args, events):
     events.progress("benchmark", 0, total)
     for seed in seeds:
         # Datasets with an official split are written once; seeded splits once per seed.
-        data_dir = os.path.join(out, "data", f"seed{seed}" if args.dataset in datasets.SEEDED_SPLIT else "official")
-        if data is None or args.dataset in datasets.SEEDED_SPLIT:
-            data = datasets.prepare(args.dataset, args.data_dir, data_dir, events.log, seed=seed,
-                                    train_size=args.train_size, strict=not args.skip_checksums, checked=checked)
+        data_dir = os.path.join(out, "data", f"seed{seed}" if config.dataset in datasets.SEEDED_SPLIT else "official")
+        if data is None or config.dataset in datasets.SEEDED_SPLIT:
+            data = datasets.prepare(config.dataset, config.data_dir, data_dir, events.log, seed=seed,
+                                    train_size=config.train_size, strict=not config.skip_checksums, checked=checked)
         labels = data["train"]
         train_counts = data["train_pixels"]
-        if args.per_class:
-            labels = os.path.join(out, "data", f"train_{args.per_class}pc_seed{seed}.tif")
-            train_counts = datasets.subsample_labels(data["train"], labels, args.per_class, seed)
+        if config.per_class:
+            labels = os.path.join(out, "data", f"train_{config.per_class}pc_seed{seed}.tif")
+            train_counts = datasets.subsample_labels(data["train"], labels, config.per_class, seed)
         for arch in archs:
             run_dir = os.path.join(out, "runs", f"{arch}_seed{seed}")
             record_path = os.path.join(run_dir, "run.json")
-            if args.resume and os.path.isfile(record_path):
+            if config.resume and os.path.isfile(record_path):
                 with open(record_path, encoding="utf-8") as f:
                     record = json.load(f)
                 events.log(f"[{arch} seed {seed}] reusing {record_path}")
             else:
                 os.makedirs(run_dir, exist_ok=True)
-                nested = _Nested(events, f"{arch} seed {seed}")
+                nested = NestedEvents(events, f"{arch} seed {seed}")
                 prediction = os.path.join(run_dir, "map.tif")
                 if arch in BASELINES:
                     train_s, classify_s = _random_forest(data, labels, prediction, seed, events)
                 else:
                     started = time.perf_counter()
-                    trained = _train_net(arch, data, labels, os.path.join(run_dir, "model"), seed, args.epochs,
-                                         args.tile_size, device, nested)
+                    trained = _train_net(arch, data, labels, os.path.join(run_dir, "model"), seed, config.epochs,
+                                         config.tile_size, device, nested)
                     train_s = time.perf_counter() - started
                     started = time.perf_counter()
                     _classify_net(data, os.path.join(run_dir, "model"), prediction, device, nested)
@@ -263,7 +256,7 @@ def run_benchmark(args, events):
             events.log(f"[{arch} seed {seed}] OA {record['oa']:.4f} AA {record['aa']:.4f} κ {record['kappa']:.4f}; "
                        f"train {record['train_s']:.1f} s, classify {record['classify_s']:.1f} s")
             events.progress("benchmark", len(runs), total)
-    report = {"dataset": args.dataset, "split": data["split"], "per_class": args.per_class,
+    report = {"dataset": config.dataset, "split": data["split"], "per_class": config.per_class,
               "train_pixels": int(sum(train_counts.values())), "test_pixels": int(sum(data["test_pixels"].values())),
               "device": device, "machine": _machine(), "command": command, "archs": archs, "seeds": seeds,
               "files": data["files"], "summary": summarize(runs, archs), "runs": runs}

@@ -10,36 +10,54 @@ fewshot   on pairs of held-out scenes of one held-out sensor: N labelled pixels 
           both classify scene B.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 import rasterio
 
 from backend.engine.classify import classify
-from backend.cli import parse_args
+from backend.evaluation.baselines import random_forest
 from backend.evaluation.metrics import confusion_matrix, summarize_confusion
-from backend.protocol import ErrorCode, LandFuseError
+from backend.protocol import ErrorCode, LandFuseError, NestedEvents
+from backend.training.config import TrainConfig
 from backend.synth import library, sensors, spectra
 from backend.synth.library_scene import required_range, split_library, write_library_scene
 
 SCENE_SIZE = 128
-RF_TREES = 300
 
 
-class _Quiet:
-    """Event sink for the nested classify/train runs: logs go to the parent as one-liners."""
+@dataclass(frozen=True)
+class ZeroshotConfig:
+    model: str
+    out: str
+    scenes: int = 6
+    sensors: Optional[Sequence[str]] = None    # None: every held-out sensor
+    seed: int = 0
 
-    def __init__(self, events, prefix):
-        self.events, self.prefix = events, prefix
 
-    def log(self, message, level="info"):
-        if level != "info":
-            self.events.log(f"{self.prefix}{message}", level)
+@dataclass(frozen=True)
+class FewshotConfig:
+    model: str
+    out: str
+    sensor: str = "AisaFENIX"
+    per_class: int = 20
+    pairs: int = 1
+    epochs: Optional[int] = None
+    seed: int = 0
 
-    def progress(self, *args, **kwargs):
-        pass
+
+@dataclass(frozen=True)
+class LibraryRfConfig:
+    hsi: str
+    out: str
+    wavelengths: Optional[str] = None          # as given: a list or a file, parsed here
+    seed: int = 0
 
 
 def held_out_scene(out_dir, seed, sensor_name):
@@ -58,10 +76,9 @@ def library_training_set(centres, fwhm, good):
 
 
 def _random_forest(scene, seed):
-    from sklearn.ensemble import RandomForestClassifier
     good = ~scene["bad"]
     x, y = library_training_set(scene["centres"], scene["fwhm"], good)
-    forest = RandomForestClassifier(n_estimators=RF_TREES, n_jobs=-1, random_state=seed, class_weight="balanced")
+    forest = random_forest(seed, balanced=True)
     forest.fit(x, y)
     pixels = scene["hsi"][:, :, good].reshape(-1, int(good.sum()))
     return forest.predict(pixels).reshape(scene["labels"].shape).astype(np.uint8), len(y)
@@ -86,26 +103,26 @@ def _confusion(labels, prediction):
     return confusion_matrix(labels[mask].astype(np.int64) - 1, np.where((pred >= 1) & (pred <= 6), pred - 1, 6), 7)
 
 
-def run_zeroshot(args, events):
+def run_zeroshot(config: ZeroshotConfig, events) -> dict:
     started = time.perf_counter()
-    out = os.path.abspath(args.out)
+    out = os.path.abspath(config.out)
     os.makedirs(out, exist_ok=True)
-    names = args.sensors or sensors.sensor_names("held_out")
+    names = config.sensors or sensors.sensor_names("held_out")
     cms = {"generic_hsi_dsm": np.zeros((7, 7), np.int64), "generic_hsi_only": np.zeros((7, 7), np.int64),
            "random_forest": np.zeros((7, 7), np.int64)}
     scenes = []
-    for i in range(args.scenes):
+    for i in range(config.scenes):
         sensor_name = names[i % len(names)]
-        seed = args.seed * 1000 + i
+        seed = config.seed * 1000 + i
         folder = os.path.join(out, f"scene_{i:02d}_{sensor_name}")
         paths, scene = held_out_scene(folder, seed, sensor_name)
         labels = scene["labels"]
         preds = {}
         for key, aux in (("generic_hsi_dsm", [paths["dsm"]]), ("generic_hsi_only", [])):
             target = os.path.join(folder, f"{key}.tif")
-            classify(paths["hsi"], aux, args.model, target, _Quiet(events, f"[scene {i}] "))
+            classify(paths["hsi"], aux, config.model, target, NestedEvents(events, f"scene {i}", quiet=True))
             preds[key] = _read(target)
-        preds["random_forest"], n_lib = _random_forest(scene, args.seed)
+        preds["random_forest"], n_lib = _random_forest(scene, config.seed)
         row = {"scene": os.path.basename(folder), "sensor": sensor_name, "bands": int(scene["centres"].size),
                "layout": scene["layout"], "pixel_size_m": scene["pixel_size"], "labelled_px": int((labels > 0).sum()),
                "rf_library_spectra": n_lib}
@@ -116,8 +133,8 @@ def run_zeroshot(args, events):
         scenes.append(row)
         events.log(f"[scene {i}] {sensor_name} ({row['bands']} bands, {row['layout']}, {row['pixel_size_m']:g} m): "
                    + ", ".join(f"{k} OA {row[k]:.3f}" for k in cms))
-        events.progress("zeroshot", i + 1, args.scenes)
-    report = {"model": os.path.basename(os.path.abspath(args.model)), "seed": args.seed, "scenes": scenes,
+        events.progress("zeroshot", i + 1, config.scenes)
+    report = {"model": os.path.basename(os.path.abspath(config.model)), "seed": config.seed, "scenes": scenes,
               "metrics": {k: _summary(v) for k, v in cms.items()}}
     _write_json(os.path.join(out, "zeroshot.json"), report)
     metrics = {k: {m: v[m] for m in ("oa", "aa", "kappa", "n_pixels")} for k, v in report["metrics"].items()}
@@ -125,88 +142,84 @@ def run_zeroshot(args, events):
             "timings": {"total_s": round(time.perf_counter() - started, 1)}}
 
 
-def run_fewshot(args, events):
+def run_fewshot(config: FewshotConfig, events) -> dict:
     from backend.synth.labels import sample_labels
     from backend.training.train import run_training
     started = time.perf_counter()
-    out = os.path.abspath(args.out)
+    out = os.path.abspath(config.out)
     os.makedirs(out, exist_ok=True)
-    manifest_arch = json.load(open(os.path.join(args.model, "model.json"), encoding="utf-8"))["architecture"]["name"]
+    manifest_arch = json.load(open(os.path.join(config.model, "model.json"), encoding="utf-8"))["architecture"]["name"]
     cms = {"finetuned_generic": np.zeros((7, 7), np.int64), "from_scratch": np.zeros((7, 7), np.int64),
            "zero_shot_generic": np.zeros((7, 7), np.int64)}
     pairs = []
-    for p in range(args.pairs):
-        seed = args.seed * 1000 + 500 + 2 * p
+    for p in range(config.pairs):
+        seed = config.seed * 1000 + 500 + 2 * p
         train_dir, test_dir = (os.path.join(out, f"pair_{p}_{k}") for k in ("train", "test"))
-        train_paths, _ = held_out_scene(train_dir, seed, args.sensor)
-        test_paths, test_scene = held_out_scene(test_dir, seed + 1, args.sensor)
+        train_paths, _ = held_out_scene(train_dir, seed, config.sensor)
+        test_paths, test_scene = held_out_scene(test_dir, seed + 1, config.sensor)
         sparse = os.path.join(train_dir, "labels_sparse.tif")
-        counts = sample_labels(train_paths["labels"], sparse, per_class=args.per_class, seed=seed)
+        counts = sample_labels(train_paths["labels"], sparse, per_class=config.per_class, seed=seed)
         runs = {
-            "finetuned_generic": ["finetune", "--model", args.model],
-            "from_scratch": ["train", "--arch", manifest_arch],
+            "finetuned_generic": {"base_model": config.model},
+            "from_scratch": {"arch": manifest_arch},
         }
-        row = {"pair": p, "sensor": args.sensor, "labels_per_class": {str(k): v for k, v in counts.items()}}
+        row = {"pair": p, "sensor": config.sensor, "labels_per_class": {str(k): v for k, v in counts.items()}}
         target = os.path.join(test_dir, "zero_shot_generic.tif")   # the reference point: no labels at all
-        classify(test_paths["hsi"], [test_paths["dsm"]], args.model, target, _Quiet(events, "[zero_shot] "))
+        classify(test_paths["hsi"], [test_paths["dsm"]], config.model, target, NestedEvents(events, "zero_shot", quiet=True))
         cm = _confusion(test_scene["labels"], _read(target))
         cms["zero_shot_generic"] += cm
         row["zero_shot_generic"] = _summary(cm)["oa"]
-        for key, head in runs.items():
+        for key, start in runs.items():
             model_dir = os.path.join(out, f"pair_{p}_{key}")
-            argv = head + ["--hsi", train_paths["hsi"], "--aux", train_paths["dsm"], "--labels", sparse,
-                           "--out", model_dir, "--seed", str(args.seed)]
-            if args.epochs:
-                argv += ["--epochs", str(args.epochs)]
-            run_training(parse_args(argv), _Quiet(events, f"[{key}] "))
+            run_training(TrainConfig(hsi=train_paths["hsi"], aux=(train_paths["dsm"],), labels=sparse, out=model_dir,
+                                     seed=config.seed, epochs=config.epochs, **start),
+                         NestedEvents(events, key, quiet=True))
             target = os.path.join(test_dir, f"{key}.tif")
-            classify(test_paths["hsi"], [test_paths["dsm"]], model_dir, target, _Quiet(events, f"[{key}] "))
+            classify(test_paths["hsi"], [test_paths["dsm"]], model_dir, target, NestedEvents(events, key, quiet=True))
             cm = _confusion(test_scene["labels"], _read(target))
             cms[key] += cm
             row[key] = _summary(cm)["oa"]
         pairs.append(row)
         events.log(f"[pair {p}] " + ", ".join(f"{k} OA {row[k]:.3f}" for k in cms))
-    report = {"model": os.path.basename(os.path.abspath(args.model)), "sensor": args.sensor,
-              "per_class": args.per_class, "pairs": pairs, "metrics": {k: _summary(v) for k, v in cms.items()}}
+    report = {"model": os.path.basename(os.path.abspath(config.model)), "sensor": config.sensor,
+              "per_class": config.per_class, "pairs": pairs, "metrics": {k: _summary(v) for k, v in cms.items()}}
     _write_json(os.path.join(out, "fewshot.json"), report)
     metrics = {k: {m: v[m] for m in ("oa", "aa", "kappa", "n_pixels")} for k, v in report["metrics"].items()}
     return {"outputs": {"report": os.path.join(out, "fewshot.json")}, "metrics": metrics,
             "timings": {"total_s": round(time.perf_counter() - started, 1)}}
 
 
-def run_library_rf(args, events):
+def run_library_rf(config: LibraryRfConfig, events) -> dict:
     """`library-rf`: the baseline on a real raster — a RandomForest(300) trained on the training-partition
     library spectra convolved to the raster's good bands, applied pixel by pixel. The raster's values are
     brought to reflectance by the power of ten that matches the library's magnitude (as classify does)."""
-    from sklearn.ensemble import RandomForestClassifier
-
     from backend.io import output
 
     from backend.io import rasters
-    from backend.engine.modalities import _detect_scale, _good_bands
+    from backend.engine.modalities import detect_scale, good_bands
     from backend.io.spectral import require_wavelengths
     started = time.perf_counter()
     wavelengths = None
-    if args.wavelengths:
+    if config.wavelengths:
         from backend.io.spectral import parse_wavelength_list
-        wavelengths = parse_wavelength_list(args.wavelengths)
-    output.check_writable(args.out)
-    with rasters.open_raster(args.hsi, "hyperspectral") as ds:
+        wavelengths = parse_wavelength_list(config.wavelengths)
+    output.check_writable(config.out)
+    with rasters.open_raster(config.hsi, "hyperspectral") as ds:
         centres, fwhm, _ = require_wavelengths(ds, wavelengths)
-        good, _ = _good_bands(ds, "hsi", events.log)
+        good, _ = good_bands(ds, "hsi", events.log)
         c = np.asarray(centres, np.float64)
         fw = np.asarray(fwhm, np.float64) if fwhm else spectra.band_fwhm(c)
         mask = np.zeros(c.size, bool)
         mask[np.asarray(good) - 1] = True
         x, y = library_training_set(c, fw, mask)
-        scale = _detect_scale({"typical_magnitude": float(np.median(x))}, ds, good, "hsi", events.log)
+        scale = detect_scale({"typical_magnitude": float(np.median(x))}, ds, good, "hsi", events.log)
         data, valid = rasters.read_window(ds, good, rasters.full_window(ds))
         pixel_valid = valid.all(axis=0)
-        forest = RandomForestClassifier(n_estimators=RF_TREES, n_jobs=-1, random_state=args.seed, class_weight="balanced")
+        forest = random_forest(config.seed, balanced=True)
         forest.fit(x, y)
         pred = np.zeros(pixel_valid.shape, np.uint8)
         pred[pixel_valid] = forest.predict((data[:, pixel_valid] * scale).T)
-        writer = output.ClassificationWriter(args.out, ds.profile, library.GENERIC_CLASSES, None)
+        writer = output.ClassificationWriter(config.out, ds.profile, library.GENERIC_CLASSES, None)
         try:
             writer.write(rasters.full_window(ds), pred, None)
             outputs = writer.commit()

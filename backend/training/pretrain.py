@@ -26,7 +26,8 @@ from backend.engine.package import save_package, sha256_file
 from backend.protocol import ErrorCode, LandFuseError
 from backend.synth import library
 from backend.synth.library_scene import render_library_scene
-from backend.training.train import _augment, train_step
+from backend.training.config import PretrainConfig
+from backend.training.optimisation import augment_batch, class_weights, train_step
 
 DSM_DROPOUT = 0.5
 GAIN_RANGE = (0.6, 1.6)
@@ -89,21 +90,22 @@ def build_training_set(n_scenes, size, seed, log, progress=None, data_dir=None):
     return feats, dsms, targets, valids, used, float(np.median(magnitudes))
 
 
-def run_pretraining(args, events):
+def run_pretraining(config: PretrainConfig, events) -> dict:
     import torch
+    config.validate()
     started = time.perf_counter()
     log = events.log
-    torch.manual_seed(args.seed)
+    torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    rng = np.random.default_rng(args.seed)
-    out_dir = os.path.abspath(args.out)
+    rng = np.random.default_rng(config.seed)
+    out_dir = os.path.abspath(config.out)
     if not os.access(os.path.dirname(out_dir) or ".", os.W_OK):
         raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"Cannot write the model folder here: {out_dir}")
     data_dir = library.shared_data_dir()
     if data_dir is None:
         raise LandFuseError(ErrorCode.INPUT_NOT_FOUND, "Pretraining needs the real spectra and maps in ../shared/data.",
                             "Put the shared data folder beside the repository or set LANDFUSE_SHARED_DATA.")
-    feats, dsms, targets, valids, used, magnitude = build_training_set(args.scenes, args.size, args.seed, log,
+    feats, dsms, targets, valids, used, magnitude = build_training_set(config.scenes, config.size, config.seed, log,
                                                             events.progress, data_dir)
     f_mean, f_std, coverage = feature_stats(feats, valids)
     d_mean, d_std = _stats(dsms, valids)
@@ -116,25 +118,24 @@ def run_pretraining(args, events):
         f[:, ~v] = 0.0
         d[:, ~v] = 0.0
     classes = [dict(c) for c in library.GENERIC_CLASSES]
-    arch = args.arch
+    arch = config.arch
     params = nets.default_params(arch)
     net = nets.build(arch, params, [canonical.N_FEATURES, 2], len(classes))
-    dev = devices.resolve_device(args.device)
+    dev = devices.resolve_device(config.device)
     net.to(dev)
-    crop = min(args.crop, args.size)
+    crop = min(config.crop, config.size)
     counts = np.bincount(np.concatenate([t[t >= 0] for t in targets]), minlength=len(classes)).astype(np.float64)
-    weights = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
-    weights = torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=dev)
+    weights = class_weights(counts, dev)
     optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+        optimiser, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
     log_b = canonical.N_BINS   # the log-brightness channel
 
     def batch():
         xs, ds, ys = [], [], []
-        for _ in range(args.batch):
+        for _ in range(config.batch):
             k = int(rng.integers(len(feats)))
-            r, c = (int(rng.integers(args.size - crop + 1)) for _ in range(2))
+            r, c = (int(rng.integers(config.size - crop + 1)) for _ in range(2))
             x = feats[k][:, r:r + crop, c:c + crop].copy()
             x[log_b] += math.log10(rng.uniform(*GAIN_RANGE)) / f_std[log_b]
             d = dsms[k][:, r:r + crop, c:c + crop]
@@ -144,19 +145,19 @@ def run_pretraining(args, events):
             ds.append(d)
             ys.append(targets[k][r:r + crop, c:c + crop])
         xb = [torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ds))]
-        xb, yb = _augment(xb, torch.from_numpy(np.stack(ys)), rng, torch)
+        xb, yb = augment_batch(xb, torch.from_numpy(np.stack(ys)), rng, torch)
         return [x.to(dev) for x in xb], yb.to(dev)
 
     net.train()
     losses = []
-    for step in range(args.steps):
+    for step in range(config.steps):
         losses.append(train_step(net, optimiser, schedule, *batch(), weights))
-        if (step + 1) % 20 == 0 or step + 1 == args.steps:
-            events.progress("pretrain", step + 1, args.steps)
+        if (step + 1) % 20 == 0 or step + 1 == config.steps:
+            events.progress("pretrain", step + 1, config.steps)
         if (step + 1) % 100 == 0:
-            log(f"step {step + 1}/{args.steps}: loss {np.mean(losses[-100:]):.4f}")
+            log(f"step {step + 1}/{config.steps}: loss {np.mean(losses[-100:]):.4f}")
     seconds = round(time.perf_counter() - started, 1)
-    manifest = _manifest(args, arch, params, classes, f_mean, f_std, d_mean, d_std, used, losses, seconds, dev,
+    manifest = _manifest(config, arch, params, classes, f_mean, f_std, d_mean, d_std, used, losses, seconds, dev,
                          data_dir, magnitude, coverage)
     save_package(out_dir, manifest, net.state_dict(), model_card(manifest))
     return {"outputs": {"model": out_dir}, "metrics": {"final_loss": manifest["training"]["final_loss"]},
@@ -181,11 +182,11 @@ def _data_files(data_dir):
             for p in (os.path.join(data_dir, f) for f in files) if os.path.isfile(p)]
 
 
-def _manifest(args, arch, params, classes, f_mean, f_std, d_mean, d_std, used, losses, seconds, dev, data_dir,
+def _manifest(config: PretrainConfig, arch, params, classes, f_mean, f_std, d_mean, d_std, used, losses, seconds, dev, data_dir,
               magnitude, coverage):
     from backend import __version__
-    name = args.name or os.path.basename(os.path.abspath(args.out))
-    command = "python -m backend " + shlex.join(getattr(args, "argv", None) or ["pretrain"])
+    name = config.name or os.path.basename(os.path.abspath(config.out))
+    command = "python -m backend " + shlex.join(config.cli_argv())
     rounded = lambda a: [round(float(v), 6) for v in a]  # noqa: E731
     return {
         "format": "landfuse-model", "format_version": 1, "id": name, "name": name, "generic": True,
@@ -199,8 +200,8 @@ def _manifest(args, arch, params, classes, f_mean, f_std, d_mean, d_std, used, l
         ],
         "classes": classes, "halo": nets.halo(arch),
         "weights": {"file": "weights.safetensors", "sha256": "0" * 64},
-        "training": {"landfuse": __version__, "command": command, "seed": args.seed, "scenes": args.scenes,
-                     "scene_size": args.size, "steps": args.steps, "crop": args.crop, "batch": args.batch,
+        "training": {"landfuse": __version__, "command": command, "seed": config.seed, "scenes": config.scenes,
+                     "scene_size": config.size, "steps": config.steps, "crop": config.crop, "batch": config.batch,
                      "seconds": seconds, "device": dev, "versions": _versions(),
                      "final_loss": round(float(np.mean(losses[-100:])), 4),
                      "sensors_seen": sorted(set(u.split(" (")[0] for u in used if not u.startswith("random"))),

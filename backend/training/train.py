@@ -3,24 +3,34 @@
 The loss is masked to labelled pixels; tiles are sampled around labels, class by class (stratified);
 a spatially disjoint validation split (whole blocks of pixels) drives early stopping, so validation
 pixels never sit next to training pixels they would trivially copy.
+
+`run_training(config, events)` reads the scene (`_read_scene`), turns labels into class indices and
+splits them (`_targets`), builds the network (from a base package when fine-tuning), fits it
+(`_fit`), scores the validation blocks and writes the package (`_manifest`, `_card`).
 """
+
+from __future__ import annotations
 
 import math
 import os
 import shlex
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from backend.engine import device as devices
 from backend import nets
+from backend.engine import device as devices
 from backend.engine import modalities
-from backend.io.labels import load_labels
-from backend.evaluation.metrics import confusion_matrix, summarize_confusion
 from backend.engine.package import load_model, save_package, sha256_file
-from backend.protocol import ErrorCode, LandFuseError
-from backend.io.spectral import band_wavelengths
 from backend.engine.tiles import iter_tiles
+from backend.evaluation.metrics import confusion_matrix, summarize_confusion
+from backend.io.labels import load_labels
+from backend.io.spectral import band_wavelengths
+from backend.protocol import ErrorCode, LandFuseError
+from backend.training.config import TrainConfig
+from backend.training.optimisation import augment_batch, class_weights, train_step
 
 DEFAULT_EPOCHS = {"tiny": 40, "m3amba": 40, "bdgf": 40}
 STEPS_PER_EPOCH = 16
@@ -30,7 +40,7 @@ PATIENCE = 8
 MAX_SCENE_BYTES = 6 * 1024 ** 3
 
 
-def load_scene(readers, height, width, log):
+def load_scene(readers, height: int, width: int, log):
     """Every modality as a normalised in-memory array (C, H, W) + the pixel validity (H, W)."""
     need = sum(r.n_inputs for r in readers) * height * width * 4
     if need > MAX_SCENE_BYTES:
@@ -50,7 +60,7 @@ def load_scene(readers, height, width, log):
     return arrays, valid
 
 
-def set_normalisation(reader):
+def set_normalisation(reader) -> Optional[float]:
     """Per-band mean/std of valid pixels (decimated read), and the value magnitude for scale checks.
 
     Aux modalities are first made relative to the scene's low level (see modalities.SCENE_OFFSET).
@@ -70,29 +80,14 @@ def set_normalisation(reader):
     return rasters.typical_magnitude(reader.ds, reader.read_bands)
 
 
-def train_step(net, optimiser, schedule, xs, ys, class_weights):
-    """One optimiser step on a batch: masked, class-weighted, label-smoothed cross-entropy plus the
-    architecture's own auxiliary losses. Returns the loss."""
-    import torch
-    loss = torch.nn.functional.cross_entropy(net(xs), ys, weight=class_weights, ignore_index=-1, label_smoothing=0.05)
-    for value in (net.extra_losses() if hasattr(net, "extra_losses") else {}).values():
-        loss = loss + value
-    optimiser.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-    optimiser.step()
-    schedule.step()
-    return loss.item()
-
-
-def balanced_accuracy(reference, prediction):
+def balanced_accuracy(reference: np.ndarray, prediction: np.ndarray) -> float:
     """Mean per-class recall: the early-stopping score. Overall accuracy would pick the epoch that best
     predicts the dominant class (one class is 70 % of the DFC2018 crop's labels) at the minority ones' cost."""
     recalls = [float((prediction[reference == k] == k).mean()) for k in np.unique(reference)]
     return float(np.mean(recalls)) if recalls else 0.0
 
 
-def spatial_split(targets, num_classes, block, seed):
+def spatial_split(targets: np.ndarray, num_classes: int, block: int, seed: int):
     """Split labelled pixels into train/val by whole blocks, aiming at VAL_FRACTION of each class."""
     rng = np.random.default_rng(seed)
     h, w = targets.shape
@@ -122,7 +117,7 @@ def spatial_split(targets, num_classes, block, seed):
 class TileSampler:
     """Random training tiles centred near a labelled pixel of a class drawn uniformly (stratified)."""
 
-    def __init__(self, train_targets, tile, seed):
+    def __init__(self, train_targets: np.ndarray, tile: int, seed: int):
         self.rng = np.random.default_rng(seed)
         self.tile = tile
         self.h, self.w = train_targets.shape
@@ -137,21 +132,7 @@ class TileSampler:
         return r0, c0
 
 
-def _augment(batch_inputs, batch_targets, rng, torch):
-    """Flips and 90° turns (land cover has no up), small brightness change and noise."""
-    k = int(rng.integers(4))
-    flip = bool(rng.integers(2))
-    out = []
-    for x in batch_inputs:
-        x = torch.rot90(x, k, dims=(2, 3))
-        out.append(torch.flip(x, dims=(3,)) if flip else x)
-    y = torch.rot90(batch_targets, k, dims=(1, 2))
-    y = torch.flip(y, dims=(2,)) if flip else y
-    out = [x * float(rng.uniform(0.95, 1.05)) + 0.02 * torch.randn_like(x) for x in out]
-    return out, y
-
-
-def predict_scene(net, arrays, halo, dev, rows=None, tile=128):
+def predict_scene(net, arrays, halo: int, dev: str, rows=None, tile: int = 128) -> np.ndarray:
     """Dense class-index prediction of the in-memory scene (only tiles touching `rows` mask if given)."""
     import torch
     h, w = arrays[0].shape[1:]
@@ -172,7 +153,7 @@ def predict_scene(net, arrays, halo, dev, rows=None, tile=128):
     return pred
 
 
-def _transfer_weights(net, base_state, base_index, old_k, log):
+def transfer_weights(net, base_state, base_index, old_k: int, log) -> None:
     """Load a base model's weights. Tensors whose first dim is the base class count are rebuilt row by
     row: new class i takes base row base_index[i] (None: a class the base did not know keeps its fresh
     initialisation), so classes can be added, dropped or reordered."""
@@ -199,7 +180,8 @@ def _transfer_weights(net, base_state, base_index, old_k, log):
         log(f"Class head rebuilt from {old_k} to {new_k} classes ({remapped} tensors)")
 
 
-def _class_table(base_classes, label_classes):
+def merged_class_table(base_classes, label_classes) -> list:
+    """The base model's classes (in their order) followed by the labels' new ones; labels' alone, sorted."""
     if not base_classes:
         return sorted(label_classes, key=lambda c: c["value"])
     table = list(base_classes)
@@ -208,134 +190,148 @@ def _class_table(base_classes, label_classes):
     return table
 
 
-def _card(manifest, command):
-    m = manifest["metrics"]
-    lines = [f"# {manifest['name']}", "",
-             f"Architecture `{manifest['architecture']['name']}`, trained with LandFuse {manifest['training']['landfuse']}.", "",
-             "## What it is for",
-             "A scene-specific model: it knows the sensor band layout and the classes it was trained on. "
-             "Use it on the same sensor and a similar scene; fine-tune it with labels for anything else.", "",
-             "## How it was trained", "```", command, "```", "",
-             f"- data: {', '.join(d['file'] for d in manifest['training']['data'])}",
-             f"- labelled pixels: {m['train_pixels']} train / {m['val_pixels']} validation "
-             f"(spatially disjoint blocks of {manifest['training']['split_block']} px, seed {manifest['training']['seed']})",
-             f"- epochs: {manifest['training']['epochs_run']} (best {manifest['training']['best_epoch']}), "
-             f"{manifest['training']['seconds']} s on {manifest['training']['device']}", "",
-             "## Validation (held-out blocks, every pixel counted once)",
-             f"- overall accuracy {m.get('oa')}, average accuracy {m.get('aa')}, kappa {m.get('kappa')}, mean F1 {m.get('mean_f1')}", "",
-             "| class | F1 | validation pixels |", "|---|---|---|"]
-    for name, row in m.get("per_class", {}).items():
-        lines.append(f"| {name} | {row.get('f1')} | {row.get('support')} |")
-    lines += ["", "## Classes", "| value | name | colour |", "|---|---|---|"]
-    lines += [f"| {c['value']} | {c['name']} | {c['color']} |" for c in manifest["classes"]]
-    return "\n".join(lines) + "\n"
+@dataclass
+class _Base:
+    """What fine-tuning starts from (nothing for `train`)."""
+    manifest: Optional[dict] = None
+    state: Optional[dict] = None
+
+    @property
+    def classes(self):
+        return self.manifest["classes"] if self.manifest else None
 
 
-def run_training(args, events):
-    import torch
-    started = time.perf_counter()
-    log = events.log
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    dev = devices.resolve_device(args.device)
-    finetune = args.command == "finetune"
-    base_manifest = base_state = None
-    if finetune:
-        base_manifest, base_net = load_model(args.model, "cpu")
-        base_state = base_net.state_dict()
-        arch = base_manifest["architecture"]["name"]
-        params = dict(base_manifest["architecture"]["params"])
-        specs = base_manifest["modalities"]
-    else:
-        arch = args.arch
-        params = nets.default_params(arch)
-        specs = None
-    out_dir = os.path.abspath(args.out)
-    if not os.access(os.path.dirname(out_dir) or ".", os.W_OK):
-        raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"Cannot write the model folder here: {out_dir}")
-    with modalities.open_modalities(args.hsi, args.aux, specs, log,
-                                    getattr(args, "wavelength_list", None)) as (ref, readers):
+@dataclass
+class _Scene:
+    """The scene in memory, and what the manifest needs to know of how it was read."""
+    arrays: list
+    valid: np.ndarray
+    labels: np.ndarray
+    label_classes: list
+    modalities: list          # manifest entries, one per modality
+    wavelengths: Optional[list]
+
+
+@dataclass
+class _Split:
+    targets: np.ndarray       # class index per pixel, -1 unlabelled
+    train: np.ndarray
+    val: np.ndarray
+    block: int
+
+
+@dataclass
+class _Fit:
+    epochs_run: int
+    best_epoch: int
+
+
+def _modality_entries(readers, magnitudes, wavelengths) -> list:
+    """The manifest's description of each modality of a model trained from scratch."""
+    out = []
+    for i, reader in enumerate(readers):
+        mod = {"name": "hsi" if i == 0 else f"aux{i}", "kind": "hsi" if i == 0 else "aux",
+               "bands": reader.n_inputs, "source_bands": reader.source_count, "used_bands": list(reader.used_bands),
+               "mean": [round(float(v), 6) for v in reader.mean], "std": [round(float(v), 6) for v in reader.std],
+               "typical_magnitude": magnitudes[i], "source_file": os.path.basename(reader.path)}
+        if reader.kind == "aux":
+            mod["scene_offset"] = modalities.SCENE_OFFSET
+        if i == 0 and wavelengths:
+            mod["wavelengths_nm"] = wavelengths
+        out.append(mod)
+    return out
+
+
+def _read_scene(config: TrainConfig, base: _Base, log) -> _Scene:
+    specs = base.manifest["modalities"] if base.manifest else None
+    with modalities.open_modalities(config.hsi, list(config.aux), specs, log,
+                                    list(config.wavelengths) if config.wavelengths else None) as (ref, readers):
         magnitudes = [None] * len(readers)
-        if not finetune:
+        if specs is None:   # a new model: its normalisation comes from this scene
             magnitudes = [set_normalisation(r) for r in readers]
-        labels, label_classes = load_labels(args.labels, ref, args.class_field,
-                                            base_manifest["classes"] if finetune else None)
+        labels, label_classes = load_labels(config.labels, ref, config.class_field, base.classes)
         arrays, valid = load_scene(readers, ref.height, ref.width, log)
         centres, _, _ = band_wavelengths(ref)
         wavelengths = [round(centres[b - 1], 3) for b in readers[0].used_bands] if centres else None
-    classes = _class_table(base_manifest["classes"] if finetune else None, label_classes)
-    if finetune and getattr(args, "only_labelled_classes", False):
-        present = set(np.unique(labels).tolist())
+        if specs is not None:   # a fine-tuned model keeps its base's description of each input
+            entries = [dict(specs[i]) for i in range(len(readers))]
+        else:
+            entries = _modality_entries(readers, magnitudes, wavelengths)
+    return _Scene(arrays, valid, labels, label_classes, entries, wavelengths)
+
+
+def _class_table(config: TrainConfig, base: _Base, scene: _Scene, log) -> list:
+    classes = merged_class_table(base.classes, scene.label_classes)
+    if config.finetune and config.only_labelled_classes:
+        present = set(np.unique(scene.labels).tolist())
         dropped = [c["name"] for c in classes if c["value"] not in present]
         classes = [c for c in classes if c["value"] in present]
         if dropped:
             log(f"Dropped {len(dropped)} class(es) no label uses: {', '.join(dropped)}")
-    index_of = {c["value"]: i for i, c in enumerate(classes)}
-    targets = np.full(labels.shape, -1, np.int64)
-    for value, i in index_of.items():
-        targets[(labels == value) & valid] = i
+    return classes
+
+
+def _targets(scene: _Scene, classes: list, seed: int, log) -> _Split:
+    """Class indices of the labelled valid pixels, split into train and validation blocks."""
+    targets = np.full(scene.labels.shape, -1, np.int64)
+    for i, c in enumerate(classes):
+        targets[(scene.labels == c["value"]) & scene.valid] = i
     n_labelled = int((targets >= 0).sum())
     if n_labelled == 0:
         raise LandFuseError(ErrorCode.BAD_LABELS, "Every labelled pixel falls on nodata in the image.")
     h, w = targets.shape
-    tile = int(min(args.tile_size, h, w))
-    tile -= tile % 8 if tile >= 16 else 0
     block = max(8, min(32, min(h, w) // 8))
-    train_t, val_t = spatial_split(targets, len(classes), block, args.seed)
-    log(f"{n_labelled} labelled px: {(train_t >= 0).sum()} train, {(val_t >= 0).sum()} validation "
+    train, val = spatial_split(targets, len(classes), block, seed)
+    log(f"{n_labelled} labelled px: {(train >= 0).sum()} train, {(val >= 0).sum()} validation "
         f"(blocks of {block} px); {len(classes)} classes")
+    return _Split(targets, train, val, block)
 
-    net = nets.build(arch, params, [a.shape[0] for a in arrays], len(classes))
-    if finetune:
-        base_values = [c["value"] for c in base_manifest["classes"]]
-        _transfer_weights(net, base_state, [base_values.index(c["value"]) if c["value"] in base_values else None
-                                            for c in classes], len(base_values), log)
-    net.to(dev)
+
+def _training_tile(tile_size: int, h: int, w: int) -> int:
+    """The requested tile, no larger than the scene, a multiple of 8 (the networks downsample by 4)."""
+    tile = int(min(tile_size, h, w))
+    tile -= tile % 8 if tile >= 16 else 0
+    return tile
+
+
+def _fit(net, arch: str, num_classes: int, config: TrainConfig, scene: _Scene, split: _Split, dev: str,
+         events, rng: np.random.Generator) -> _Fit:
+    """Optimise `net` on the train blocks; keep the weights of the epoch with the best validation score."""
+    import torch
+    log = events.log
+    h, w = split.targets.shape
+    tile = _training_tile(config.tile_size, h, w)
     halo = nets.halo(arch)
-    epochs = args.epochs or (DEFAULT_EPOCHS.get(arch, 40) // (2 if finetune else 1))
-    counts = np.bincount(train_t[train_t >= 0], minlength=len(classes)).astype(np.float64)
-    weights = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
-    weights = torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=dev)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=5e-4 if finetune else 2e-3, weight_decay=1e-4)
+    epochs = config.epochs or (DEFAULT_EPOCHS.get(arch, 40) // (2 if config.finetune else 1))
+    counts = np.bincount(split.train[split.train >= 0], minlength=num_classes).astype(np.float64)
+    weights = class_weights(counts, dev)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=5e-4 if config.finetune else 2e-3, weight_decay=1e-4)
     total_steps = epochs * STEPS_PER_EPOCH
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
-    sampler = TileSampler(train_t, tile, args.seed)
-    tensors = [torch.from_numpy(a) for a in arrays]
-    target_t = torch.from_numpy(train_t)
+    sampler = TileSampler(split.train, tile, config.seed)
+    tensors = [torch.from_numpy(a) for a in scene.arrays]
+    target_t = torch.from_numpy(split.train)
 
     def batch():
         corners = [sampler.window() for _ in range(BATCH_TILES)]
         xs = [torch.stack([t[:, r:r + tile, c:c + tile] for r, c in corners]) for t in tensors]
         ys = torch.stack([target_t[r:r + tile, c:c + tile] for r, c in corners])
-        xs, ys = _augment(xs, ys, rng, torch)
+        xs, ys = augment_batch(xs, ys, rng, torch)
         return [x.to(dev) for x in xs], ys.to(dev)
 
-    if hasattr(net, "pretrain_step") and not finetune:
-        pre_steps = max(20, epochs * 2)
-        pre_opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
-        net.train()
-        for step in range(pre_steps):
-            xs, _ = batch()
-            loss = net.pretrain_step(xs)
-            pre_opt.zero_grad()
-            loss.backward()
-            pre_opt.step()
-            if (step + 1) % 10 == 0 or step + 1 == pre_steps:
-                events.progress("pretrain", step + 1, pre_steps)
-        log(f"Unsupervised pretraining: {pre_steps} steps, last loss {loss.item():.4f}")
+    if hasattr(net, "pretrain_step") and not config.finetune:
+        _self_supervised_warmup(net, batch, max(20, epochs * 2), events)
 
-    has_val = bool((val_t >= 0).any())
+    has_val = bool((split.val >= 0).any())
     best = (-1.0, 0, None)
     epoch = 0
     for epoch in range(1, epochs + 1):
         net.train()
-        losses = []
-        for _ in range(STEPS_PER_EPOCH):
-            losses.append(train_step(net, optimiser, schedule, *batch(), weights))
+        losses = [train_step(net, optimiser, schedule, *batch(), weights) for _ in range(STEPS_PER_EPOCH)]
         if has_val:
-            pred = predict_scene(net, arrays, halo, dev, rows=val_t >= 0)
-            score = balanced_accuracy(val_t[val_t >= 0], pred[val_t >= 0])
+            pred = predict_scene(net, scene.arrays, halo, dev, rows=split.val >= 0)
+            score = balanced_accuracy(split.val[split.val >= 0], pred[split.val >= 0])
         else:
             score = -float(np.mean(losses))
         if score >= best[0]:  # a tie goes to the later epoch: tiny validation sets saturate early
@@ -348,56 +344,122 @@ def run_training(args, events):
             break
     net.load_state_dict(best[2])
     net.to(dev)
-    metrics = {"train_pixels": int((train_t >= 0).sum()), "val_pixels": int((val_t >= 0).sum()),
-               "split": f"spatially disjoint blocks of {block} px, {int(VAL_FRACTION * 100)} % of each class"}
-    if has_val:
-        pred = predict_scene(net, arrays, halo, dev, rows=val_t >= 0)
-        mask = val_t >= 0
-        cm = confusion_matrix(val_t[mask], pred[mask], len(classes))
+    return _Fit(epoch, best[1])
+
+
+def _self_supervised_warmup(net, batch, steps: int, events) -> None:
+    """The architecture's own unsupervised objective (BDGF's masked multimodal denoising) before labels."""
+    import torch
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    net.train()
+    for step in range(steps):
+        xs, _ = batch()
+        loss = net.pretrain_step(xs)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if (step + 1) % 10 == 0 or step + 1 == steps:
+            events.progress("pretrain", step + 1, steps)
+    events.log(f"Unsupervised pretraining: {steps} steps, last loss {loss.item():.4f}")
+
+
+def _validation_metrics(net, arch: str, scene: _Scene, split: _Split, classes: list, dev: str) -> dict:
+    metrics = {"train_pixels": int((split.train >= 0).sum()), "val_pixels": int((split.val >= 0).sum()),
+               "split": f"spatially disjoint blocks of {split.block} px, {int(VAL_FRACTION * 100)} % of each class"}
+    mask = split.val >= 0
+    if mask.any():
+        pred = predict_scene(net, scene.arrays, nets.halo(arch), dev, rows=mask)
+        cm = confusion_matrix(split.val[mask], pred[mask], len(classes))
         metrics.update(summarize_confusion(cm, [c["name"] for c in classes]))
+    return metrics
+
+
+def run_training(config: TrainConfig, events) -> dict:
+    """Train (or fine-tune) a model package on one scene's labels; returns the result event's fields."""
+    import torch
+    config.validate()
+    started = time.perf_counter()
+    log = events.log
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    dev = devices.resolve_device(config.device)
+    base = _Base()
+    if config.finetune:
+        # The base is built (which draws from torch's seeded RNG) before the new net, as it always was:
+        # the same seed gives the same model.
+        base.manifest, base_net = load_model(config.base_model, "cpu")
+        base.state = base_net.state_dict()
+        arch = base.manifest["architecture"]["name"]
+        params = dict(base.manifest["architecture"]["params"])
+    else:
+        arch = config.arch
+        params = nets.default_params(arch)
+    out_dir = os.path.abspath(config.out)
+    if not os.access(os.path.dirname(out_dir) or ".", os.W_OK):
+        raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"Cannot write the model folder here: {out_dir}")
+    scene = _read_scene(config, base, log)
+    classes = _class_table(config, base, scene, log)
+    split = _targets(scene, classes, config.seed, log)
+
+    net = nets.build(arch, params, [a.shape[0] for a in scene.arrays], len(classes))
+    if config.finetune:
+        base_values = [c["value"] for c in base.classes]
+        transfer_weights(net, base.state, [base_values.index(c["value"]) if c["value"] in base_values else None
+                                           for c in classes], len(base_values), log)
+    net.to(dev)
+    fit = _fit(net, arch, len(classes), config, scene, split, dev, events, rng)
+    metrics = _validation_metrics(net, arch, scene, split, classes, dev)
     seconds = round(time.perf_counter() - started, 1)
-    manifest = _manifest(args, arch, params, readers, magnitudes, specs, wavelengths, classes, halo, metrics,
-                         epoch, best[1], seconds, dev, block)
-    command = "python -m backend " + shlex.join(getattr(args, "argv", None) or [args.command])
+    command = "python -m backend " + shlex.join(config.cli_argv())
+    manifest = _manifest(config, arch, params, scene, classes, metrics, fit, seconds, dev, split.block)
     manifest["training"]["command"] = command
     saved = save_package(out_dir, manifest, net.state_dict(), _card(manifest, command))
     return {"outputs": {"model": out_dir}, "metrics": metrics, "timings": {"total_s": seconds},
             "class_table": saved["classes"]}
 
 
-def _manifest(args, arch, params, readers, magnitudes, specs, wavelengths, classes, halo, metrics,
-              epochs_run, best_epoch, seconds, dev, block):
+def _manifest(config: TrainConfig, arch: str, params: dict, scene: _Scene, classes: list, metrics: dict,
+              fit: _Fit, seconds: float, dev: str, block: int) -> dict:
     import torch
     from backend import __version__
-    modalities_out = []
-    for i, reader in enumerate(readers):
-        if specs is not None:
-            modalities_out.append(dict(specs[i]))
-            continue
-        mod = {"name": "hsi" if i == 0 else f"aux{i}", "kind": "hsi" if i == 0 else "aux",
-               "bands": reader.n_inputs, "source_bands": reader.source_count, "used_bands": list(reader.used_bands),
-               "mean": [round(float(v), 6) for v in reader.mean], "std": [round(float(v), 6) for v in reader.std],
-               "typical_magnitude": magnitudes[i], "source_file": os.path.basename(reader.path)}
-        if reader.kind == "aux":
-            mod["scene_offset"] = modalities.SCENE_OFFSET
-        if i == 0 and wavelengths:
-            mod["wavelengths_nm"] = wavelengths
-        modalities_out.append(mod)
     data = []
-    for path in [args.hsi] + list(args.aux) + [args.labels]:
+    for path in [config.hsi] + list(config.aux) + [config.labels]:
         entry = {"file": os.path.basename(path)}
         if os.path.isfile(path) and os.path.getsize(path) < 2 * 1024 ** 3:
             entry["sha256"] = sha256_file(path)
         data.append(entry)
-    name = args.name or os.path.basename(os.path.abspath(args.out))
+    name = config.name or os.path.basename(os.path.abspath(config.out))
     return {
         "format": "landfuse-model", "format_version": 1, "id": name, "name": name,
         "architecture": {"name": arch, "params": params},
-        "modalities": modalities_out, "classes": classes, "halo": halo,
+        "modalities": scene.modalities, "classes": classes, "halo": nets.halo(arch),
         "weights": {"file": "weights.safetensors", "sha256": "0" * 64},
-        "training": {"landfuse": __version__, "torch": torch.__version__, "data": data, "seed": args.seed,
-                     "epochs_run": epochs_run, "best_epoch": best_epoch, "seconds": seconds, "device": dev,
-                     "split_block": block, "finetuned_from": getattr(args, "model", None) and os.path.basename(
-                         os.path.abspath(args.model))},
+        "training": {"landfuse": __version__, "torch": torch.__version__, "data": data, "seed": config.seed,
+                     "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "seconds": seconds, "device": dev,
+                     "split_block": block, "finetuned_from": config.base_model and os.path.basename(
+                         os.path.abspath(config.base_model))},
         "metrics": metrics,
     }
+
+
+def _card(manifest: dict, command: str) -> str:
+    m = manifest["metrics"]
+    t = manifest["training"]
+    lines = [f"# {manifest['name']}", "",
+             f"Architecture `{manifest['architecture']['name']}`, trained with LandFuse {t['landfuse']}.", "",
+             "## What it is for",
+             "A scene-specific model: it knows the sensor band layout and the classes it was trained on. "
+             "Use it on the same sensor and a similar scene; fine-tune it with labels for anything else.", "",
+             "## How it was trained", "```", command, "```", "",
+             f"- data: {', '.join(d['file'] for d in t['data'])}",
+             f"- labelled pixels: {m['train_pixels']} train / {m['val_pixels']} validation "
+             f"(spatially disjoint blocks of {t['split_block']} px, seed {t['seed']})",
+             f"- epochs: {t['epochs_run']} (best {t['best_epoch']}), {t['seconds']} s on {t['device']}", "",
+             "## Validation (held-out blocks, every pixel counted once)",
+             f"- overall accuracy {m.get('oa')}, average accuracy {m.get('aa')}, kappa {m.get('kappa')}, mean F1 {m.get('mean_f1')}", "",
+             "| class | F1 | validation pixels |", "|---|---|---|"]
+    for name, row in m.get("per_class", {}).items():
+        lines.append(f"| {name} | {row.get('f1')} | {row.get('support')} |")
+    lines += ["", "## Classes", "| value | name | colour |", "|---|---|---|"]
+    lines += [f"| {c['value']} | {c['name']} | {c['color']} |" for c in manifest["classes"]]
+    return "\n".join(lines) + "\n"

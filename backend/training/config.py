@@ -1,0 +1,115 @@
+"""What a training run takes: typed configs, filled by the command line or built directly by the
+benchmarks and evaluations (which therefore never re-parse an argv to run a training).
+
+Each config checks its own ranges (`validate`) and can say which `python -m backend` command it
+stands for (`cli_argv`): a model package records the command that made it, so anyone can rerun it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from backend import nets
+from backend.protocol import ErrorCode, LandFuseError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"Unknown device {device!r}", f"Choose from {', '.join(DEVICES)}.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """`train` (a new network, `arch`) or `finetune` (from the package `base_model`) on one scene's labels."""
+
+    hsi: str
+    labels: str
+    out: str
+    aux: Sequence[str] = ()
+    class_field: Optional[str] = None
+    arch: str = "m3amba"
+    base_model: Optional[str] = None
+    only_labelled_classes: bool = False
+    wavelengths: Optional[Sequence[float]] = None
+    epochs: Optional[int] = None
+    device: str = "auto"
+    seed: int = 0
+    tile_size: int = 64
+    name: Optional[str] = None
+    # The argv that stands for this run (without `python -m backend`); empty: built by cli_argv().
+    command: Sequence[str] = field(default=())
+
+    @property
+    def finetune(self) -> bool:
+        return self.base_model is not None
+
+    @property
+    def command_name(self) -> str:
+        return "finetune" if self.finetune else "train"
+
+    def validate(self) -> None:
+        _check_device(self.device)
+        if not self.finetune and self.arch not in nets.ARCHITECTURES:
+            raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"Unknown architecture {self.arch!r}",
+                                f"Choose from {', '.join(nets.ARCHITECTURES)}.")
+
+    def cli_argv(self) -> list:
+        """The command-line arguments of this run: what it was started with, or their equivalent."""
+        if self.command:
+            return [str(a) for a in self.command]
+        argv = [self.command_name]
+        if self.finetune:
+            argv += ["--model", self.base_model]
+        argv += ["--hsi", self.hsi, "--labels", self.labels]
+        if not self.finetune:
+            argv += ["--arch", self.arch]
+        argv += ["--out", self.out, "--seed", str(self.seed), "--device", self.device,
+                 "--tile-size", str(self.tile_size)]
+        for aux in self.aux:
+            argv += ["--aux", aux]
+        if self.class_field:
+            argv += ["--class-field", self.class_field]
+        if self.epochs:
+            argv += ["--epochs", str(self.epochs)]
+        if self.only_labelled_classes:
+            argv.append("--only-labelled-classes")
+        if self.name:
+            argv += ["--name", self.name]
+        return [str(a) for a in argv]
+
+
+# `pretrain` defaults: sized to finish within an hour on a 2-core CPU (see models/generic-landcover)
+PRETRAIN_DEFAULTS = {"scenes": 160, "size": 96, "steps": 1400, "crop": 64, "batch": 8}
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """`pretrain`: the generic model on synthetic scenes of real ingredients."""
+
+    out: str
+    arch: str = "m3amba"
+    seed: int = 0
+    scenes: int = PRETRAIN_DEFAULTS["scenes"]
+    size: int = PRETRAIN_DEFAULTS["size"]
+    steps: int = PRETRAIN_DEFAULTS["steps"]
+    crop: int = PRETRAIN_DEFAULTS["crop"]
+    batch: int = PRETRAIN_DEFAULTS["batch"]
+    device: str = "auto"
+    name: Optional[str] = None
+    command: Sequence[str] = field(default=())
+
+    def validate(self) -> None:
+        _check_device(self.device)
+        if self.arch not in nets.ARCHITECTURES:
+            raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"Unknown architecture {self.arch!r}",
+                                f"Choose from {', '.join(nets.ARCHITECTURES)}.")
+        if min(self.scenes, self.steps, self.batch) < 1 or self.size < 16 or self.crop < 16:
+            raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--scenes/--steps/--batch must be ≥ 1, --size/--crop ≥ 16")
+
+    def cli_argv(self) -> list:
+        if self.command:
+            return [str(a) for a in self.command]
+        return ["pretrain", "--out", self.out, "--seed", str(self.seed)]

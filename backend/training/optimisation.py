@@ -1,0 +1,47 @@
+"""The pieces every training loop shares: class weights, augmentation and one optimiser step.
+
+`train`, `finetune` and `pretrain` all call these, so a change to the loss or the augmentation
+reaches every recipe at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def class_weights(counts: np.ndarray, device: str):
+    """Inverse square-root frequency weights, mean 1 over the classes present; absent classes weigh 0.
+
+    The square root keeps rare classes heard without letting a class of 20 pixels dominate the loss."""
+    import torch
+    weights = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=device)
+
+
+def augment_batch(batch_inputs, batch_targets, rng: np.random.Generator, torch):
+    """Flips and 90° turns (land cover has no up), small brightness change and noise."""
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+    out = []
+    for x in batch_inputs:
+        x = torch.rot90(x, k, dims=(2, 3))
+        out.append(torch.flip(x, dims=(3,)) if flip else x)
+    y = torch.rot90(batch_targets, k, dims=(1, 2))
+    y = torch.flip(y, dims=(2,)) if flip else y
+    out = [x * float(rng.uniform(0.95, 1.05)) + 0.02 * torch.randn_like(x) for x in out]
+    return out, y
+
+
+def train_step(net, optimiser, schedule, xs, ys, class_weights) -> float:
+    """One optimiser step on a batch: masked, class-weighted, label-smoothed cross-entropy plus the
+    architecture's own auxiliary losses. Returns the loss."""
+    import torch
+    loss = torch.nn.functional.cross_entropy(net(xs), ys, weight=class_weights, ignore_index=-1, label_smoothing=0.05)
+    for value in (net.extra_losses() if hasattr(net, "extra_losses") else {}).values():
+        loss = loss + value
+    optimiser.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    optimiser.step()
+    schedule.step()
+    return loss.item()
