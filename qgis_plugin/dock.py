@@ -1,7 +1,9 @@
 """The LandFuse dock: choose layers and a model, preflight, run the backend in a QgsTask, add
-the styled result. The widgets only read/write a `ClassifyParams`; all logic works on that."""
+the styled result. The widgets only read/write a `DockSettings`; all logic works on that, and the
+backend argv comes from the `ClassifyParams` it resolves to (the same job class Processing uses)."""
 
 import os
+from typing import Optional
 
 from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsProject
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
@@ -14,7 +16,8 @@ from . import backend_env
 from .backend_api import LandFuseError, read_manifest, summarize
 from .errors import NO_BACKEND, PREFLIGHT, BackendError
 from .models import hub, list_models, load_entry, register_model_folder
-from .params import DEVICES, ClassifyParams
+from .dock_settings import DockSettings
+from .params import DEVICES
 from .preflight import Preflight, check_inputs, check_output_file
 from .runner import BackendCall, BackendTask
 from .styling import add_result_layers
@@ -33,7 +36,7 @@ class LandFuseDock(QgsDockWidget):
         self.refresh_models()
         hub.modelsChanged.connect(self.refresh_models)
         QgsProject.instance().readProject.connect(self._project_read)
-        self.set_params(ClassifyParams.load())
+        self.set_params(DockSettings.load())
         self._update_backend_status()
 
     # --- widgets -------------------------------------------------------------------------
@@ -127,9 +130,9 @@ class LandFuseDock(QgsDockWidget):
         self.setup_button.clicked.connect(self._open_setup)
 
     # --- params <-> widgets ----------------------------------------------------------------
-    def params(self):
+    def params(self) -> DockSettings:
         hsi = self.hsi_combo.currentLayer()
-        return ClassifyParams(
+        return DockSettings(
             hsi_layer_id=hsi.id() if hsi is not None else "",
             aux_layer_ids=[self.aux_list.item(i).data(Qt.UserRole) for i in range(self.aux_list.count())],
             model_dir=self.model_combo.currentData() or "",
@@ -138,7 +141,7 @@ class LandFuseDock(QgsDockWidget):
             confidence=self.confidence_check.isChecked(),
             tile_size=self.tile_spin.value())
 
-    def set_params(self, params):
+    def set_params(self, params: DockSettings) -> None:
         project = QgsProject.instance()
         hsi = project.mapLayer(params.hsi_layer_id) if params.hsi_layer_id else None
         self.hsi_combo.setLayer(hsi)
@@ -155,7 +158,7 @@ class LandFuseDock(QgsDockWidget):
         self.tile_spin.setValue(int(params.tile_size))
 
     def _project_read(self, *args):
-        self.set_params(ClassifyParams.load())
+        self.set_params(DockSettings.load())
 
     def _append_aux(self, layer):
         item = QListWidgetItem(f"{layer.name()}  ({layer.bandCount()} bands)")
@@ -226,7 +229,7 @@ class LandFuseDock(QgsDockWidget):
         dialog.show()
 
     # --- running ---------------------------------------------------------------------------------
-    def preflight(self, params):
+    def preflight(self, params: DockSettings) -> Preflight:
         result = Preflight()
         summary = None
         if not params.model_dir:
@@ -251,7 +254,7 @@ class LandFuseDock(QgsDockWidget):
             else:
                 self.iface.messageBar().pushMessage(title, text, level, 8)
 
-    def run(self):
+    def run(self) -> Optional[BackendTask]:
         """Preflight, then start the job; returns the task, or None when refused."""
         if self.task is not None:
             return None
@@ -271,13 +274,13 @@ class LandFuseDock(QgsDockWidget):
             self.log("Not started:\n" + text)
             self.message(BackendError(PREFLIGHT, "").title, text, Qgis.Warning)
             return None
-        out, confidence = params.resolved_outputs()
-        call = BackendCall(python, "classify", params.backend_args(out, confidence))
+        job = params.classify_params()
+        call = BackendCall(python, job.command, job.backend_args())
         self.task = BackendTask("LandFuse: classify", call, self._finished)
         self.task.backendEvent.connect(self._on_event)
         self.progress.setValue(0)
         self.stage_label.setText("starting…")
-        self.log(f"Classifying into {out}")
+        self.log(f"Classifying into {job.out}")
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         QgsApplication.taskManager().addTask(self.task)

@@ -1,83 +1,133 @@
-"""The dock's job parameters: a dataclass independent of the widgets (testable, persisted in the
-project), turned into backend arguments only after preflight."""
+"""One dataclass per backend job (classify, train, finetune, evaluate), each turning itself into
+that command's arguments with `backend_args()`.
 
-import os
-from dataclasses import asdict, dataclass, field
+The dock and the Processing algorithms both build these, so a job sends the same argv whichever
+way it was started. Inputs are files, already resolved from QGIS layers by the caller (after
+preflight): this module imports no qgis, so the argv is unit-testable in any Python.
+"""
 
-from qgis.core import QgsProject
+from dataclasses import dataclass, field
+from typing import ClassVar, List, Optional
 
-from .backend_api import DEFAULT_TILE_SIZE
-from .preflight import default_temp_output, raster_path
+from .backend_api import DEFAULT_TILE_SIZE  # pure Python (backend.protocol), no qgis
 
-PROJECT_SCOPE = "LandFuse"
 DEVICES = ("auto", "cpu", "cuda")
+ARCHITECTURES = ("m3amba", "bdgf", "tiny")
+# `train`/`finetune --tile-size` default of the backend's command line (backend/cli.py).
+DEFAULT_TRAIN_TILE_SIZE = 64
+
+
+def _layer_args(hsi: str, aux: List[str]) -> List[str]:
+    # One `--aux` per raster, in the model's modality order: the backend appends them in turn.
+    args = ["--hsi", hsi]
+    for path in aux:
+        args += ["--aux", path]
+    return args
 
 
 @dataclass
 class ClassifyParams:
-    hsi_layer_id: str = ""
-    aux_layer_ids: list = field(default_factory=list)
-    model_dir: str = ""
+    """`python -m backend classify`: a class raster (and optionally a confidence raster)."""
+
+    command: ClassVar[str] = "classify"
+
+    hsi: str
+    model_dir: str
+    out: str
+    aux: List[str] = field(default_factory=list)
     device: str = "auto"
-    output_path: str = ""          # empty: a temporary file
-    confidence: bool = True
     tile_size: int = DEFAULT_TILE_SIZE
+    confidence: Optional[str] = None      # path of the confidence raster; None: not written
+    wavelengths: Optional[str] = None     # band centres (a list or a text file); None: the raster's metadata
 
-    def layers(self, project=None):
-        project = project or QgsProject.instance()
-        hsi = project.mapLayer(self.hsi_layer_id) if self.hsi_layer_id else None
-        aux = [project.mapLayer(i) for i in self.aux_layer_ids]
-        return hsi, aux
-
-    def resolved_outputs(self):
-        """(class raster path, confidence path or None); a temporary path when none was chosen."""
-        out = self.output_path or default_temp_output()
-        conf = None
+    def backend_args(self) -> List[str]:
+        args = _layer_args(self.hsi, self.aux) + [
+            "--model", self.model_dir, "--out", self.out, "--device", self.device,
+            "--tile-size", str(int(self.tile_size))]
+        if self.wavelengths:
+            args += ["--wavelengths", self.wavelengths]
         if self.confidence:
-            stem, ext = os.path.splitext(out)
-            conf = f"{stem}_confidence{ext or '.tif'}"
-        return out, conf
-
-    def backend_args(self, out, confidence=None, project=None):
-        hsi, aux = self.layers(project)
-        args = ["--hsi", raster_path(hsi), "--model", self.model_dir, "--out", out,
-                "--device", self.device, "--tile-size", str(int(self.tile_size))]
-        for layer in aux:
-            args += ["--aux", raster_path(layer)]
-        if confidence:
-            args += ["--confidence", confidence]
+            args += ["--confidence", self.confidence]
         return args
 
-    # --- persistence in the project (.qgz) ---
-    def save(self, project=None):
-        project = project or QgsProject.instance()
-        for key, value in asdict(self).items():
-            if isinstance(value, bool):
-                project.writeEntryBool(PROJECT_SCOPE, f"classify/{key}", value)
-            elif isinstance(value, int):
-                project.writeEntry(PROJECT_SCOPE, f"classify/{key}", int(value))
-            elif isinstance(value, list):
-                project.writeEntry(PROJECT_SCOPE, f"classify/{key}", [str(v) for v in value])
-            else:
-                project.writeEntry(PROJECT_SCOPE, f"classify/{key}", str(value))
 
-    @classmethod
-    def load(cls, project=None):
-        project = project or QgsProject.instance()
-        params = cls()
-        for key, default in asdict(params).items():
-            entry = f"classify/{key}"
-            if isinstance(default, bool):
-                value, ok = project.readBoolEntry(PROJECT_SCOPE, entry, default)
-            elif isinstance(default, int):
-                value, ok = project.readNumEntry(PROJECT_SCOPE, entry, default)
-            elif isinstance(default, list):
-                value, ok = project.readListEntry(PROJECT_SCOPE, entry, [])
-                value = [v for v in value if v]
-            else:
-                value, ok = project.readEntry(PROJECT_SCOPE, entry, default)
-            if ok:
-                setattr(params, key, value)
-        if params.device not in DEVICES:
-            params.device = "auto"
-        return params
+@dataclass
+class LabelTrainingParams:
+    """What `train` and `finetune` share: inputs, labels and the training options. A subclass
+    says what the job starts from (`_start_args`)."""
+
+    command: ClassVar[str] = ""
+
+    hsi: str
+    labels: str                           # a label raster (0 = unlabelled) or a vector file
+    out: str                              # the model package folder to write
+    aux: List[str] = field(default_factory=list)
+    class_field: Optional[str] = None     # the class field of a vector label file
+    device: str = "auto"
+    epochs: Optional[int] = None          # None: the backend's default
+    name: str = ""                        # empty: the backend names the model
+    tile_size: int = DEFAULT_TRAIN_TILE_SIZE
+    seed: int = 0
+
+    def _start_args(self) -> List[str]:
+        raise NotImplementedError
+
+    def backend_args(self) -> List[str]:
+        args = _layer_args(self.hsi, self.aux) + ["--labels", self.labels]
+        if self.class_field:
+            args += ["--class-field", self.class_field]
+        args += ["--out", self.out, "--device", self.device]
+        if self.epochs is not None:
+            args += ["--epochs", str(int(self.epochs))]
+        if self.name:
+            args += ["--name", self.name]
+        # The starting point sits between the tile size and the seed: the order runs have always sent.
+        return args + ["--tile-size", str(int(self.tile_size))] + self._start_args() + ["--seed", str(int(self.seed))]
+
+
+@dataclass
+class TrainParams(LabelTrainingParams):
+    """`python -m backend train`: a new model package of an architecture."""
+
+    command: ClassVar[str] = "train"
+
+    arch: str = ARCHITECTURES[0]
+
+    def _start_args(self) -> List[str]:
+        return ["--arch", self.arch]
+
+
+@dataclass
+class FinetuneParams(LabelTrainingParams):
+    """`python -m backend finetune`: a new model package from an existing one."""
+
+    command: ClassVar[str] = "finetune"
+
+    # Required in practice; it has a default only because it follows defaulted fields, and
+    # `kw_only` dataclasses need Python 3.10 (QGIS 3.22 ships 3.9 on Windows).
+    model_dir: str = ""
+
+    def _start_args(self) -> List[str]:
+        return ["--model", self.model_dir]
+
+
+@dataclass
+class EvaluateParams:
+    """`python -m backend evaluate` (the `assess_accuracy` algorithm): HTML and JSON reports."""
+
+    command: ClassVar[str] = "evaluate"
+
+    prediction: str                       # the class raster to assess
+    reference: str                        # a reference class raster or vector file
+    out_html: str
+    class_field: Optional[str] = None     # the class field of a vector reference
+    out_json: Optional[str] = None
+
+    def backend_args(self) -> List[str]:
+        args = ["--prediction", self.prediction, "--reference", self.reference]
+        if self.class_field:
+            args += ["--class-field", self.class_field]
+        args += ["--out-html", self.out_html]
+        if self.out_json:
+            args += ["--out-json", self.out_json]
+        return args

@@ -1,13 +1,15 @@
 """landfuse:assess_accuracy — a class raster against reference labels: OA, AA, κ, per class,
 confusion matrix, as an HTML report (shown in Processing's Results Viewer) and JSON."""
 
-from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
+from qgis.core import (QgsProcessing, QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
                        QgsProcessingParameterField, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorLayer, QgsProcessing)
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorLayer)
 
-from ..labels import CLASS_FIELD, class_field_of, export_labels
-from ..preflight import Preflight, check_labels, raster_path
-from .common import LandFuseAlgorithm, temp_path, tr
+from ..labels import CLASS_FIELD
+from ..params import EvaluateParams
+from ..preflight import check_labels, raster_path
+from . import keys
+from .common import LandFuseAlgorithm, export_vector_labels, optional_file_output, optional_raster, optional_vector, tr
 
 
 class AssessAccuracy(LandFuseAlgorithm):
@@ -24,77 +26,72 @@ class AssessAccuracy(LandFuseAlgorithm):
                   "and the same numbers as JSON.")
 
     def initAlgorithm(self, config=None):
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT_CLASSES", tr("Class raster to assess")))
-        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE_RASTER", tr("Reference class raster"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(keys.INPUT_CLASSES, tr("Class raster to assess")))
+        self.addParameter(QgsProcessingParameterRasterLayer(keys.REFERENCE_RASTER, tr("Reference class raster"),
+                                                            optional=True))
         self.addParameter(QgsProcessingParameterVectorLayer(
-            "REFERENCE_VECTOR", tr("…or reference point/polygon layer"),
+            keys.REFERENCE_VECTOR, tr("…or reference point/polygon layer"),
             [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon], optional=True))
-        self.addParameter(QgsProcessingParameterField("REFERENCE_FIELD", tr("Class field of the reference layer"),
-                                                      parentLayerParameterName="REFERENCE_VECTOR", optional=True))
-        self.addParameter(QgsProcessingParameterBoolean("OPEN_REPORT", tr("Open the report when done"), defaultValue=False))
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_HTML", tr("Accuracy report"), tr("HTML files (*.html)")))
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_JSON", tr("Accuracy report (JSON)"),
+        self.addParameter(QgsProcessingParameterField(keys.REFERENCE_FIELD, tr("Class field of the reference layer"),
+                                                      parentLayerParameterName=keys.REFERENCE_VECTOR, optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(keys.OPEN_REPORT, tr("Open the report when done"),
+                                                        defaultValue=False))
+        self.addParameter(QgsProcessingParameterFileDestination(keys.OUTPUT_HTML, tr("Accuracy report"),
+                                                                tr("HTML files (*.html)")))
+        self.addParameter(QgsProcessingParameterFileDestination(keys.OUTPUT_JSON, tr("Accuracy report (JSON)"),
                                                                 tr("JSON files (*.json)"), optional=True,
                                                                 createByDefault=False))
-        self.addOutput(QgsProcessingOutputNumber("OVERALL_ACCURACY", tr("Overall accuracy")))
-        self.addOutput(QgsProcessingOutputNumber("AVERAGE_ACCURACY", tr("Average accuracy")))
-        self.addOutput(QgsProcessingOutputNumber("KAPPA", tr("Kappa")))
+        self.addOutput(QgsProcessingOutputNumber(keys.OVERALL_ACCURACY, tr("Overall accuracy")))
+        self.addOutput(QgsProcessingOutputNumber(keys.AVERAGE_ACCURACY, tr("Average accuracy")))
+        self.addOutput(QgsProcessingOutputNumber(keys.KAPPA, tr("Kappa")))
 
     def _inputs(self, parameters, context):
-        prediction = self.parameterAsRasterLayer(parameters, "INPUT_CLASSES", context)
-        ref_raster = self.parameterAsRasterLayer(parameters, "REFERENCE_RASTER", context) if parameters.get("REFERENCE_RASTER") else None
-        ref_vector = self.parameterAsVectorLayer(parameters, "REFERENCE_VECTOR", context) if parameters.get("REFERENCE_VECTOR") else None
+        prediction = self.parameterAsRasterLayer(parameters, keys.INPUT_CLASSES, context)
+        ref_raster = optional_raster(self, parameters, keys.REFERENCE_RASTER, context)
+        ref_vector = optional_vector(self, parameters, keys.REFERENCE_VECTOR, context)
         return prediction, ref_raster, ref_vector
 
-    def checkParameterValues(self, parameters, context):
-        ok, message = super().checkParameterValues(parameters, context)
-        if not ok:
-            return ok, message
-        result = Preflight()
+    def preflight(self, parameters, context, result):
         prediction, ref_raster, ref_vector = self._inputs(parameters, context)
         if prediction is None or raster_path(prediction) is None:
             result.error(tr("The class raster must be a raster file on disk."))
         if (ref_raster is None) == (ref_vector is None):
             result.error(tr("Give exactly one reference: a class raster or a point/polygon layer."))
         elif prediction is not None:
-            field = self.parameterAsString(parameters, "REFERENCE_FIELD", context) if ref_vector is not None else None
+            field = self.parameterAsString(parameters, keys.REFERENCE_FIELD, context) if ref_vector is not None else None
             check_labels(result, prediction, ref_vector or ref_raster, field or None)
-        return (True, "") if result.ok else (False, "\n".join(result.errors))
 
     def prepareAlgorithm(self, parameters, context, feedback):
+        # On the main thread: layers are read and a vector reference exported here.
         prediction, ref_raster, ref_vector = self._inputs(parameters, context)
         self._prediction = raster_path(prediction)
         if ref_vector is not None:
-            field = self.parameterAsString(parameters, "REFERENCE_FIELD", context) or class_field_of(ref_vector)
-            if not field:
-                raise QgsProcessingException(tr("Choose the class field of the reference layer."))
-            path, _, count = export_labels(ref_vector, field, prediction.crs(), temp_path(".gpkg", "landfuse_reference"),
-                                           context.project())
-            if not count:
-                raise QgsProcessingException(tr("The reference layer has no labelled feature."))
-            self._reference_args = ["--reference", path, "--class-field", CLASS_FIELD]
+            self._reference, _, _ = export_vector_labels(
+                ref_vector, self.parameterAsString(parameters, keys.REFERENCE_FIELD, context), prediction.crs(),
+                "landfuse_reference", context, missing_field=tr("Choose the class field of the reference layer."),
+                no_feature=tr("The reference layer has no labelled feature."))
+            self._class_field = CLASS_FIELD
         else:
-            self._reference_args = ["--reference", raster_path(ref_raster)]
-        self._open = self.parameterAsBoolean(parameters, "OPEN_REPORT", context)
+            self._reference, self._class_field = raster_path(ref_raster), None
+        self._open = self.parameterAsBoolean(parameters, keys.OPEN_REPORT, context)
         self._html = None
         return True
 
+    def backend_job(self, parameters, context) -> EvaluateParams:
+        return EvaluateParams(prediction=self._prediction, reference=self._reference, class_field=self._class_field,
+                              out_html=self.parameterAsFileOutput(parameters, keys.OUTPUT_HTML, context),
+                              out_json=optional_file_output(self, parameters, keys.OUTPUT_JSON, context))
+
     def processAlgorithm(self, parameters, context, feedback):
-        html_path = self.parameterAsFileOutput(parameters, "OUTPUT_HTML", context)
-        json_path = None
-        if parameters.get("OUTPUT_JSON") not in (None, ""):
-            json_path = self.parameterAsFileOutput(parameters, "OUTPUT_JSON", context) or None
         # The backend writes both reports (atomically); the plugin only shows them.
-        args = ["--prediction", self._prediction] + self._reference_args + ["--out-html", html_path]
-        if json_path:
-            args += ["--out-json", json_path]
-        result = self.run_backend("evaluate", args, feedback)
+        job = self.backend_job(parameters, context)
+        result = self.run_backend(job.command, job.backend_args(), feedback)
         metrics = result.get("metrics") or {}
-        self._html = html_path
+        self._html = job.out_html
         oa, kappa, aa = metrics.get("oa"), metrics.get("kappa"), metrics.get("aa")
         feedback.pushInfo(f"OA {oa}, AA {aa}, kappa {kappa}")
-        return {"OUTPUT_HTML": html_path, "OUTPUT_JSON": json_path, "OVERALL_ACCURACY": oa,
-                "AVERAGE_ACCURACY": aa, "KAPPA": kappa}
+        return {keys.OUTPUT_HTML: job.out_html, keys.OUTPUT_JSON: job.out_json, keys.OVERALL_ACCURACY: oa,
+                keys.AVERAGE_ACCURACY: aa, keys.KAPPA: kappa}
 
     def postProcessAlgorithm(self, context, feedback):
         if self._open and self._html:

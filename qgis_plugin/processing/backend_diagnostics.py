@@ -6,7 +6,8 @@ from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterFileDest
 
 from .. import backend_env
 from ..diagnostics import format_report
-from .common import LandFuseAlgorithm, tr
+from . import keys
+from .common import LandFuseAlgorithm, optional_file_output, tr
 
 
 class BackendDiagnostics(LandFuseAlgorithm):
@@ -22,9 +23,9 @@ class BackendDiagnostics(LandFuseAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_JSON", tr("Diagnostics (JSON)"), tr("JSON files (*.json)"), optional=True, createByDefault=False))
-        self.addOutput(QgsProcessingOutputString("DIAGNOSTICS", tr("Diagnostics")))
-        self.addOutput(QgsProcessingOutputString("BACKEND_PYTHON", tr("Backend Python")))
+            keys.OUTPUT_JSON, tr("Diagnostics (JSON)"), tr("JSON files (*.json)"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputString(keys.DIAGNOSTICS, tr("Diagnostics")))
+        self.addOutput(QgsProcessingOutputString(keys.BACKEND_PYTHON, tr("Backend Python")))
 
     def processAlgorithm(self, parameters, context, feedback):
         result = self.run_backend("diagnostics", [], feedback)
@@ -32,10 +33,8 @@ class BackendDiagnostics(LandFuseAlgorithm):
         text = format_report(result, python, source)
         for line in text.splitlines():
             feedback.pushInfo(line)
-        json_path = None
-        if parameters.get("OUTPUT_JSON") not in (None, ""):
-            json_path = self.parameterAsFileOutput(parameters, "OUTPUT_JSON", context) or None
+        json_path = optional_file_output(self, parameters, keys.OUTPUT_JSON, context)
         if json_path:
             with open(json_path, "w", encoding="utf-8") as f:
                 json.dump(result, f, indent=1, default=str)
-        return {"DIAGNOSTICS": text, "BACKEND_PYTHON": python, "OUTPUT_JSON": json_path}
+        return {keys.DIAGNOSTICS: text, keys.BACKEND_PYTHON: python, keys.OUTPUT_JSON: json_path}

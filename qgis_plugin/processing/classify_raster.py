@@ -2,14 +2,15 @@
 
 import os
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterFile, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterDefinition, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
 from ..backend_api import DEFAULT_TILE_SIZE
-from ..models import default_model_dir
-from ..preflight import Preflight, check_inputs
-from .common import (ClassStyler, ConfidenceStyler, LandFuseAlgorithm, add_device, add_hsi_and_aux, check_model_folder,
-                     device_arg, hsi_and_aux, layer_args, style_on_load, tr)
+from ..params import ClassifyParams
+from ..preflight import check_inputs
+from . import keys
+from .common import (ClassStyler, ConfidenceStyler, LandFuseAlgorithm, add_device, add_hsi_and_aux, add_model_folder,
+                     check_model_folder, device_choice, hsi_and_aux, layer_paths, style_on_load, tr)
 
 
 class ClassifyRaster(LandFuseAlgorithm):
@@ -28,51 +29,47 @@ class ClassifyRaster(LandFuseAlgorithm):
 
     def initAlgorithm(self, config=None):
         add_hsi_and_aux(self)
-        self.addParameter(QgsProcessingParameterFile(
-            "MODEL_FOLDER", tr("Model package folder"), QgsProcessingParameterFile.Folder,
-            defaultValue=default_model_dir() or None))
+        add_model_folder(self, tr("Model package folder"))
         add_device(self)
         wavelengths = QgsProcessingParameterString(
-            "WAVELENGTHS", tr("Band centres of the hyperspectral layer (nm; a list or a text file) — only for a "
-                              "generic model on a raster without wavelength metadata"), optional=True)
+            keys.WAVELENGTHS, tr("Band centres of the hyperspectral layer (nm; a list or a text file) — only for a "
+                                 "generic model on a raster without wavelength metadata"), optional=True)
         wavelengths.setFlags(wavelengths.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(wavelengths)
-        tile = QgsProcessingParameterNumber("TILE_SIZE", tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
+        tile = QgsProcessingParameterNumber(keys.TILE_SIZE, tr("Tile size (pixels)"),
+                                            QgsProcessingParameterNumber.Integer,
                                             defaultValue=DEFAULT_TILE_SIZE, minValue=16, maxValue=4096)
         tile.setFlags(tile.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(tile)
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_CLASSES", tr("Land-cover classes")))
+        self.addParameter(QgsProcessingParameterRasterDestination(keys.OUTPUT_CLASSES, tr("Land-cover classes")))
         self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_CONFIDENCE", tr("Confidence"), optional=True, createByDefault=False))
-        self.addOutput(QgsProcessingOutputNumber("CLASS_COUNT", tr("Number of classes")))
+            keys.OUTPUT_CONFIDENCE, tr("Confidence"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber(keys.CLASS_COUNT, tr("Number of classes")))
 
-    def checkParameterValues(self, parameters, context):
-        ok, message = super().checkParameterValues(parameters, context)
-        if not ok:
-            return ok, message
-        result = Preflight()
+    def preflight(self, parameters, context, result):
         summary = check_model_folder(self, parameters, context, result)
         hsi, aux = hsi_and_aux(self, parameters, context)
         check_inputs(result, hsi, aux, summary)
-        return (True, "") if result.ok else (False, "\n".join(result.errors))
+
+    def backend_job(self, parameters, context) -> ClassifyParams:
+        hsi, aux = layer_paths(*hsi_and_aux(self, parameters, context))
+        confidence = None
+        # Optional and off by default: an empty value means "not written", never a temporary file.
+        if parameters.get(keys.OUTPUT_CONFIDENCE) not in (None, ""):
+            confidence = self.parameterAsOutputLayer(parameters, keys.OUTPUT_CONFIDENCE, context) or None
+        return ClassifyParams(
+            hsi=hsi, aux=aux, model_dir=self.parameterAsFile(parameters, keys.MODEL_FOLDER, context),
+            out=self.parameterAsOutputLayer(parameters, keys.OUTPUT_CLASSES, context),
+            device=device_choice(self, parameters, context),
+            tile_size=self.parameterAsInt(parameters, keys.TILE_SIZE, context),
+            wavelengths=(self.parameterAsString(parameters, keys.WAVELENGTHS, context) or "").strip() or None,
+            confidence=confidence)
 
     def processAlgorithm(self, parameters, context, feedback):
-        hsi, aux = hsi_and_aux(self, parameters, context)
-        model_dir = self.parameterAsFile(parameters, "MODEL_FOLDER", context)
-        out = self.parameterAsOutputLayer(parameters, "OUTPUT_CLASSES", context)
-        args = layer_args(hsi, aux) + ["--model", model_dir, "--out", out] + device_arg(self, parameters, context)
-        args += ["--tile-size", str(self.parameterAsInt(parameters, "TILE_SIZE", context))]
-        wavelengths = (self.parameterAsString(parameters, "WAVELENGTHS", context) or "").strip()
-        if wavelengths:
-            args += ["--wavelengths", wavelengths]
-        confidence = None
-        if parameters.get("OUTPUT_CONFIDENCE") not in (None, ""):
-            confidence = self.parameterAsOutputLayer(parameters, "OUTPUT_CONFIDENCE", context) or None
-        if confidence:
-            args += ["--confidence", confidence]
-        result = self.run_backend("classify", args, feedback)
+        job = self.backend_job(parameters, context)
+        result = self.run_backend(job.command, job.backend_args(), feedback)
         outputs = result.get("outputs", {})
-        classes_path = outputs.get("classes", out)
+        classes_path = outputs.get("classes", job.out)
         class_table = result.get("class_table") or []
         style_on_load(context, classes_path, ClassStyler.create(class_table))
         conf_path = outputs.get("confidence") or None
@@ -82,5 +79,6 @@ class ClassifyRaster(LandFuseAlgorithm):
         if timings:
             feedback.pushInfo("Timings: " + ", ".join(f"{k} {v:.1f} s" if isinstance(v, (int, float)) else f"{k} {v}"
                                                       for k, v in timings.items()))
-        return {"OUTPUT_CLASSES": classes_path, "OUTPUT_CONFIDENCE": conf_path if conf_path and os.path.exists(conf_path) else None,
-                "CLASS_COUNT": len(class_table)}
+        return {keys.OUTPUT_CLASSES: classes_path,
+                keys.OUTPUT_CONFIDENCE: conf_path if conf_path and os.path.exists(conf_path) else None,
+                keys.CLASS_COUNT: len(class_table)}

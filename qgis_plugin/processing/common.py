@@ -1,30 +1,39 @@
-"""Shared by the LandFuse Processing algorithms: the backend call, parameter helpers, preflight
-plumbing and the layer post-processors that style the outputs."""
+"""Shared by the LandFuse Processing algorithms: the backend call and the preflight hook,
+parameter helpers, label export, and the layer post-processors that style the outputs."""
 
 import os
 import tempfile
+from typing import Any, Dict, List, Optional, Tuple
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingLayerPostProcessorInterface,
-                       QgsProcessingParameterEnum, QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterLayer,
-                       QgsProcessing)
+from qgis.core import (QgsCoordinateReferenceSystem, QgsMapLayer, QgsProcessing, QgsProcessingAlgorithm,
+                       QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback,
+                       QgsProcessingLayerPostProcessorInterface, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFile, QgsProcessingParameterMultipleLayers,
+                       QgsProcessingParameterRasterLayer, QgsRasterLayer, QgsVectorLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from .. import backend_env
+from ..backend_api import LandFuseError, read_manifest, summarize
 from ..errors import NO_BACKEND, BackendError
+from ..labels import class_field_of, export_labels
+from ..models import default_model_dir
+from ..params import DEVICES
 from ..paths import PLUGIN_ROOT, resource
+from ..preflight import Preflight, raster_path
 from ..runner import BackendCall, run_blocking_process
 from ..styling import apply_class_style, apply_confidence_style
+from . import keys
 
-DEVICES = ["auto", "cpu", "cuda"]
+Parameters = Dict[str, Any]
 
 
-def tr(text):
+def tr(text: str) -> str:
     return QCoreApplication.translate("LandFuse", text)
 
 
 class LandFuseAlgorithm(QgsProcessingAlgorithm):
-    """Base: provider-wide group, icon, createInstance, and a backend call with feedback."""
+    """Base: provider-wide group, icon, createInstance, preflight, and a backend call with feedback."""
 
     def createInstance(self):
         return type(self)()
@@ -41,7 +50,20 @@ class LandFuseAlgorithm(QgsProcessingAlgorithm):
     def tr(self, text):
         return tr(text)
 
-    def run_backend(self, command, args, feedback):
+    def checkParameterValues(self, parameters, context):
+        # Processing's own checks first (required values, types), then ours: a doomed job is
+        # refused in the dialog, before any backend starts.
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        result = Preflight()
+        self.preflight(parameters, context, result)
+        return (True, "") if result.ok else (False, "\n".join(result.errors))
+
+    def preflight(self, parameters: Parameters, context: QgsProcessingContext, result: Preflight) -> None:
+        """The algorithm's own checks, as errors recorded in `result`; none by default."""
+
+    def run_backend(self, command: str, args: List[str], feedback: QgsProcessingFeedback) -> dict:
         python, source = backend_env.find_backend_python()
         if not python:
             raise QgsProcessingException(BackendError(NO_BACKEND, "No backend Python was found.").user_message())
@@ -57,43 +79,72 @@ class LandFuseAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(exc.user_message()) from None
 
 
-def add_hsi_and_aux(alg, optional_aux=True):
-    alg.addParameter(QgsProcessingParameterRasterLayer("INPUT_HSI", tr("Hyperspectral raster (reference grid)")))
+# --- parameters ---------------------------------------------------------------------------------
+
+def add_hsi_and_aux(alg: QgsProcessingAlgorithm, optional_aux: bool = True) -> None:
+    alg.addParameter(QgsProcessingParameterRasterLayer(keys.INPUT_HSI, tr("Hyperspectral raster (reference grid)")))
     alg.addParameter(QgsProcessingParameterMultipleLayers(
-        "AUX_LAYERS", tr("Auxiliary rasters (LiDAR/DSM/SAR…), in the model's order"),
+        keys.AUX_LAYERS, tr("Auxiliary rasters (LiDAR/DSM/SAR…), in the model's order"),
         QgsProcessing.TypeRaster, optional=optional_aux))
 
 
-def add_device(alg):
-    param = QgsProcessingParameterEnum("DEVICE", tr("Device"), DEVICES, defaultValue=0)
-    alg.addParameter(param)
+def add_model_folder(alg: QgsProcessingAlgorithm, description: str) -> None:
+    alg.addParameter(QgsProcessingParameterFile(keys.MODEL_FOLDER, description, QgsProcessingParameterFile.Folder,
+                                                defaultValue=default_model_dir() or None))
 
 
-def hsi_and_aux(alg, parameters, context):
-    hsi = alg.parameterAsRasterLayer(parameters, "INPUT_HSI", context)
-    aux = alg.parameterAsLayerList(parameters, "AUX_LAYERS", context) if parameters.get("AUX_LAYERS") else []
+def add_device(alg: QgsProcessingAlgorithm) -> None:
+    # Stored as an index (batch files hold 0/1/2): the order of DEVICES is public too.
+    alg.addParameter(QgsProcessingParameterEnum(keys.DEVICE, tr("Device"), list(DEVICES), defaultValue=0))
+
+
+def device_choice(alg: QgsProcessingAlgorithm, parameters: Parameters, context: QgsProcessingContext) -> str:
+    return DEVICES[alg.parameterAsEnum(parameters, keys.DEVICE, context)]
+
+
+def optional_raster(alg: QgsProcessingAlgorithm, parameters: Parameters, key: str,
+                    context: QgsProcessingContext) -> Optional[QgsRasterLayer]:
+    # An optional layer left empty is not read at all: "" would not resolve to a layer anyway.
+    return alg.parameterAsRasterLayer(parameters, key, context) if parameters.get(key) else None
+
+
+def optional_vector(alg: QgsProcessingAlgorithm, parameters: Parameters, key: str,
+                    context: QgsProcessingContext) -> Optional[QgsVectorLayer]:
+    return alg.parameterAsVectorLayer(parameters, key, context) if parameters.get(key) else None
+
+
+def optional_file_output(alg: QgsProcessingAlgorithm, parameters: Parameters, key: str,
+                         context: QgsProcessingContext) -> Optional[str]:
+    # An optional file output left empty is not written: asking Processing for its path would
+    # make up a temporary one.
+    if parameters.get(key) in (None, ""):
+        return None
+    return alg.parameterAsFileOutput(parameters, key, context) or None
+
+
+def hsi_and_aux(alg: QgsProcessingAlgorithm, parameters: Parameters,
+                context: QgsProcessingContext) -> Tuple[Optional[QgsRasterLayer], List[QgsMapLayer]]:
+    hsi = alg.parameterAsRasterLayer(parameters, keys.INPUT_HSI, context)
+    aux = alg.parameterAsLayerList(parameters, keys.AUX_LAYERS, context) if parameters.get(keys.AUX_LAYERS) else []
     return hsi, aux
 
 
-def layer_args(hsi, aux):
-    from ..preflight import raster_path
+def layer_paths(hsi: Optional[QgsRasterLayer], aux: List[QgsMapLayer]) -> Tuple[str, List[str]]:
+    """The files behind the HSI and aux layers; a layer that is not a file stops the run (the
+    backend reads files, not QGIS layers)."""
     hsi_path = raster_path(hsi) if hsi is not None else None
     if not hsi_path:
         raise QgsProcessingException(tr("The hyperspectral layer must be a raster file on disk."))
-    args = ["--hsi", hsi_path]
+    aux_paths = []
     for layer in aux:
         path = raster_path(layer)
         if not path:
             raise QgsProcessingException(tr(f"Auxiliary layer '{layer.name()}' must be a raster file on disk."))
-        args += ["--aux", path]
-    return args
+        aux_paths.append(path)
+    return hsi_path, aux_paths
 
 
-def device_arg(alg, parameters, context):
-    return ["--device", DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)]]
-
-
-def temp_path(suffix, stem="landfuse"):
+def temp_path(suffix: str, stem: str = "landfuse") -> str:
     folder = tempfile.mkdtemp(prefix=stem + "_")
     return os.path.join(folder, stem + suffix)
 
@@ -141,57 +192,29 @@ def _keep(styler, limit=200):
     del _POST_PROCESSORS[:-limit]
 
 
-# --- labels (train_model, finetune_model) -------------------------------------------------------
+# --- model folder and labels --------------------------------------------------------------------
 
-def check_model_folder(alg, parameters, context, result):
+def check_model_folder(alg: QgsProcessingAlgorithm, parameters: Parameters, context: QgsProcessingContext,
+                       result: Preflight) -> Optional[dict]:
     """Preflight of the MODEL_FOLDER parameter: its manifest summary, or None with the error recorded."""
-    from ..backend_api import LandFuseError, read_manifest, summarize
     try:
-        return summarize(read_manifest(alg.parameterAsFile(parameters, "MODEL_FOLDER", context)))
+        return summarize(read_manifest(alg.parameterAsFile(parameters, keys.MODEL_FOLDER, context)))
     except LandFuseError as exc:
         result.error(f"Model: {exc.message}")
         return None
 
 
-def add_label_parameters(alg):
-    from qgis.core import (QgsProcessingParameterField, QgsProcessingParameterVectorLayer)
-    alg.addParameter(QgsProcessingParameterVectorLayer(
-        "LABELS_VECTOR", tr("Training labels: point or polygon layer"),
-        [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon], optional=True))
-    alg.addParameter(QgsProcessingParameterField(
-        "CLASS_FIELD", tr("Class field (default: the field of the layer's categorized style)"),
-        parentLayerParameterName="LABELS_VECTOR", optional=True))
-    alg.addParameter(QgsProcessingParameterRasterLayer(
-        "LABELS_RASTER", tr("…or training labels: class raster (0 = unlabelled)"), optional=True))
-
-
-def check_label_parameters(alg, parameters, context, result, hsi):
-    from ..preflight import check_labels
-    vector = alg.parameterAsVectorLayer(parameters, "LABELS_VECTOR", context) if parameters.get("LABELS_VECTOR") else None
-    raster = alg.parameterAsRasterLayer(parameters, "LABELS_RASTER", context) if parameters.get("LABELS_RASTER") else None
-    if (vector is None) == (raster is None):
-        result.error(tr("Give exactly one of: a label vector layer, or a label raster."))
-        return
-    field = alg.parameterAsString(parameters, "CLASS_FIELD", context) if vector is not None else None
-    check_labels(result, hsi, vector or raster, field or None)
-
-
-def prepare_label_args(alg, parameters, context, hsi):
-    """Main thread (prepareAlgorithm): vector labels reprojected to the HSI CRS into a GeoPackage."""
-    from ..labels import CLASS_FIELD, class_field_of, export_labels
-    from ..preflight import raster_path
-    vector = alg.parameterAsVectorLayer(parameters, "LABELS_VECTOR", context) if parameters.get("LABELS_VECTOR") else None
-    if vector is not None:
-        field = alg.parameterAsString(parameters, "CLASS_FIELD", context) or class_field_of(vector)
-        if not field:
-            raise QgsProcessingException(tr("Choose the class field of the label layer."))
-        path, table, count = export_labels(vector, field, hsi.crs(), temp_path(".gpkg", "landfuse_labels"),
-                                           context.project())
-        if count == 0:
-            raise QgsProcessingException(tr(f"No labelled feature in '{vector.name()}' (field '{field}')."))
-        return ["--labels", path, "--class-field", CLASS_FIELD], table, count
-    raster = alg.parameterAsRasterLayer(parameters, "LABELS_RASTER", context) if parameters.get("LABELS_RASTER") else None
-    path = raster_path(raster) if raster is not None else None
-    if not path:
-        raise QgsProcessingException(tr("Give a label vector layer or a label raster file."))
-    return ["--labels", path], [], None
+def export_vector_labels(vector: QgsVectorLayer, field: str, crs: QgsCoordinateReferenceSystem, stem: str,
+                         context: QgsProcessingContext, missing_field: str,
+                         no_feature: str) -> Tuple[str, List[dict], int]:
+    """Main thread (prepareAlgorithm): a label or reference layer reprojected to `crs` into a
+    temporary GeoPackage, whose class field is `labels.CLASS_FIELD` whatever the layer's was.
+    `field` empty: the field of the layer's categorized style. `no_feature` may name {layer} and
+    {field}. Returns (path, class table, feature count)."""
+    field = field or class_field_of(vector)
+    if not field:
+        raise QgsProcessingException(missing_field)
+    path, table, count = export_labels(vector, field, crs, temp_path(".gpkg", stem), context.project())
+    if not count:
+        raise QgsProcessingException(no_feature.format(layer=vector.name(), field=field))
+    return path, table, count

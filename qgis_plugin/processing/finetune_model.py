@@ -1,16 +1,12 @@
 """landfuse:finetune_model — continue training a model package on new labels."""
 
-from qgis.core import QgsProcessingParameterFile
-
-from ..models import default_model_dir
-from ..preflight import Preflight, check_inputs, check_output_folder
-from .common import check_label_parameters, check_model_folder, hsi_and_aux, tr
-from .train_model import TrainModel
+from ..params import FinetuneParams
+from . import keys
+from .common import add_model_folder, check_model_folder, tr
+from .label_training import LabelTrainingAlgorithm
 
 
-class FinetuneModel(TrainModel):
-    command = "finetune"
-
+class FinetuneModel(LabelTrainingAlgorithm):
     def name(self):
         return "finetune_model"
 
@@ -23,26 +19,12 @@ class FinetuneModel(TrainModel):
                   "layer with a class field (or categorized style), or a class raster with 0 = unlabelled.")
 
     def initAlgorithm(self, config=None):
-        self.addParameter(QgsProcessingParameterFile("MODEL_FOLDER", tr("Model package to start from"),
-                                                     QgsProcessingParameterFile.Folder,
-                                                     defaultValue=default_model_dir() or None))
-        super().initAlgorithm(config)
-        self.removeParameter("ARCHITECTURE")
+        add_model_folder(self, tr("Model package to start from"))
+        self.add_inputs_and_labels()
+        self.add_training_options()
 
-    def checkParameterValues(self, parameters, context):
-        ok, message = super(TrainModel, self).checkParameterValues(parameters, context)
-        if not ok:
-            return ok, message
-        result = Preflight()
-        summary = check_model_folder(self, parameters, context, result)
-        hsi, aux = hsi_and_aux(self, parameters, context)
-        check_inputs(result, hsi, aux, summary)
-        check_label_parameters(self, parameters, context, result, hsi)
-        out = parameters.get("OUTPUT_MODEL")
-        if isinstance(out, str) and out and out != "TEMPORARY_OUTPUT":
-            check_output_folder(result, out)
-        return (True, "") if result.ok else (False, "\n".join(result.errors))
+    def base_model_summary(self, parameters, context, result):
+        return check_model_folder(self, parameters, context, result)
 
-    def extra_args(self, parameters, context):
-        return ["--model", self.parameterAsFile(parameters, "MODEL_FOLDER", context),
-                "--seed", str(self.parameterAsInt(parameters, "SEED", context))]
+    def make_job(self, parameters, context, **shared) -> FinetuneParams:
+        return FinetuneParams(model_dir=self.parameterAsFile(parameters, keys.MODEL_FOLDER, context), **shared)
