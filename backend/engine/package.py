@@ -3,10 +3,10 @@
 import hashlib
 import json
 import os
-import shutil
-import tempfile
+from typing import Any, Mapping
 
 from backend import manifest as mf
+from backend.io.atomic import atomic_dir
 from backend.protocol import ErrorCode, LandFuseError
 
 
@@ -39,7 +39,8 @@ def _refuse_pickles(model_dir, weights_file):
     # 0x80 (protocol 2+) and a torch zip archive with "PK".
     if head in (b"PK",) or head[:1] == b"\x80":
         raise LandFuseError(ErrorCode.UNSAFE_WEIGHTS,
-                            f"{weights_file} is a pickle/torch archive renamed as safetensors; LandFuse never unpickles.",
+                            f"{weights_file} is a pickle/torch archive renamed as safetensors; "
+                            "LandFuse never unpickles.",
                             "Save the weights with safetensors.torch.save_file.")
     return path
 
@@ -83,18 +84,20 @@ def load_model(model_dir, device="cpu"):
     return manifest, net.to(device).eval()
 
 
-def save_package(out_dir, manifest, state_dict, card_text):
-    """Write model.json + weights.safetensors + README.md into `out_dir` atomically (temp dir, rename)."""
-    import safetensors.torch
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.part", dir=parent)
-    # mkdtemp makes the folder private; give it the permissions a plain mkdir would (the umask's).
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    try:
+    return umask
+
+
+def save_package(out_dir: str, manifest: dict, state_dict: Mapping[str, Any], card_text: str) -> dict:
+    """Write model.json + weights.safetensors + README.md into `out_dir` atomically: into a folder
+    beside it that then replaces it whole (backend.io.atomic.atomic_dir). Returns the manifest as
+    written (with the weights' file name and sha256)."""
+    import safetensors.torch
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    with atomic_dir(out_dir) as tmp:
         weights_path = os.path.join(tmp, mf.WEIGHTS_FILE)
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
         safetensors.torch.save_file(tensors, weights_path)
@@ -106,11 +109,5 @@ def save_package(out_dir, manifest, state_dict, card_text):
             f.write("\n")
         with open(os.path.join(tmp, mf.CARD_FILE), "w", encoding="utf-8") as f:
             f.write(card_text)
-        os.chmod(weights_path, 0o666 & ~umask)   # safetensors writes it private; the rest follow the umask
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        os.chmod(weights_path, 0o666 & ~_umask())   # safetensors writes it private; the rest follow the umask
     return manifest

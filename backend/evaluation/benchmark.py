@@ -26,6 +26,7 @@ import numpy as np
 from backend import nets
 from backend.evaluation import datasets
 from backend.evaluation.baselines import RF_TREES, random_forest
+from backend.io.atomic import write_json_atomic, write_text_atomic
 from backend.protocol import ErrorCode, LandFuseError, NestedEvents
 from backend.training.config import TrainConfig
 
@@ -68,6 +69,7 @@ def _classify_net(data, model_dir, out, device, events):
 def _stack_features(data):
     """All bands of the HSI and the aux rasters as (pixels, features) float32 + the grid profile."""
     import warnings
+
     import rasterio
     arrays = []
     profile = None
@@ -84,6 +86,7 @@ def _stack_features(data):
 
 def _read_labels(path):
     import warnings
+
     import rasterio
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -95,6 +98,7 @@ def _random_forest(data, labels, out, seed, events):
     """Fit on the train pixels, then classify every pixel of the scene; returns (train_s, classify_s)."""
     forest = random_forest(seed)
     from rasterio.windows import Window
+
     from backend.io.output import ClassificationWriter
     started = time.perf_counter()
     features, profile, (h, w) = _stack_features(data)
@@ -156,11 +160,11 @@ def markdown(report):
              f"Split: {report['split']}. Train pixels (seed {report['runs'][0]['seed'] if report['runs'] else 0}): "
              f"{report['train_pixels']}; test pixels: {report['test_pixels']} (each counted once).", "",
              "| arch | OA % | AA % | κ × 100 | train s | classify s | seeds |", "|---|---|---|---|---|---|---|"]
-    for arch, s in report["summary"].items():
-        def pct(key):
-            return f"{100 * s[key]['mean']:.2f} ± {100 * s[key]['std']:.2f}"
+    def pct(s, key):
+        return f"{100 * s[key]['mean']:.2f} ± {100 * s[key]['std']:.2f}"
 
-        lines.append(f"| {arch} | {pct('oa')} | {pct('aa')} | {pct('kappa')} | "
+    for arch, s in report["summary"].items():
+        lines.append(f"| {arch} | {pct(s, 'oa')} | {pct(s, 'aa')} | {pct(s, 'kappa')} | "
                      f"{s['train_s']['mean']:.1f} ± {s['train_s']['std']:.1f} | "
                      f"{s['classify_s']['mean']:.1f} ± {s['classify_s']['std']:.1f} | {len(s['seeds'])} |")
     m = report["machine"]
@@ -261,12 +265,8 @@ def run_benchmark(config: BenchmarkConfig, events) -> dict:
               "device": device, "machine": _machine(), "command": command, "archs": archs, "seeds": seeds,
               "files": data["files"], "summary": summarize(runs, archs), "runs": runs}
     json_path, md_path = os.path.join(out, "results.json"), os.path.join(out, "results.md")
-    with open(json_path + ".part", "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    os.replace(json_path + ".part", json_path)
-    with open(md_path + ".part", "w", encoding="utf-8") as f:
-        f.write(markdown(report))
-    os.replace(md_path + ".part", md_path)
+    write_json_atomic(json_path, report, indent=2)
+    write_text_atomic(md_path, markdown(report))
     return {"outputs": {"json": json_path, "markdown": md_path}, "metrics": report["summary"],
             "timings": {"train_s": {a: s["train_s"]["mean"] for a, s in report["summary"].items()},
                         "classify_s": {a: s["classify_s"]["mean"] for a, s in report["summary"].items()}}}

@@ -22,9 +22,11 @@ import hashlib
 import json
 import os
 import warnings
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from backend.io.atomic import atomic_path, write_json_atomic
 from backend.protocol import ErrorCode, LandFuseError
 
 # SHA-256 of the official files users commonly have (from ../shared/data/README.md), by dataset.
@@ -155,7 +157,8 @@ def mat_array(path, names=(), ndim=None):
         return candidates[0]
     raise LandFuseError(ErrorCode.INPUT_UNREADABLE,
                         f"{os.path.basename(path)}: cannot tell which variable holds the data "
-                        f"(expected one of {', '.join(names) or 'a single array'}; found {', '.join(arrays) or 'none'}).")
+                        f"(expected one of {', '.join(names) or 'a single array'}; "
+                        f"found {', '.join(arrays) or 'none'}).")
 
 
 def class_table(dataset):
@@ -164,8 +167,9 @@ def class_table(dataset):
             for i, name in enumerate(CLASS_NAMES[dataset])]
 
 
-def write_raster(path, data, tags=None, dtype="float32"):
-    """A CRS-less GeoTIFF (identity transform): lined up with its partners by array position."""
+def write_raster(path: str, data: np.ndarray, tags: Optional[Dict[str, str]] = None, dtype: str = "float32") -> str:
+    """A CRS-less GeoTIFF (identity transform), written atomically: lined up with its partners by array
+    position."""
     import rasterio
     data = np.asarray(data)
     if data.ndim == 2:
@@ -175,18 +179,16 @@ def write_raster(path, data, tags=None, dtype="float32"):
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     if dtype == "uint8":
         profile.update(nodata=0, compress="deflate")
-    tmp = path + ".part.tif"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path) as part:
         warnings.simplefilter("ignore")  # NotGeoreferencedWarning: intended
-        with rasterio.open(tmp, "w", **profile) as dst:
+        with rasterio.open(part, "w", **profile) as dst:
             dst.write(data.astype(dtype))
             if tags:
                 dst.update_tags(**tags)
-    os.replace(tmp, path)
     return path
 
 
-def write_labels(path, labels, classes, note=""):
+def write_labels(path: str, labels: np.ndarray, classes: List[dict], note: str = "") -> str:
     tags = {"LANDFUSE_CLASSES": json.dumps(classes)}
     if note:
         tags["split"] = note
@@ -199,7 +201,8 @@ def _cube(array, rows_cols=None, name="HSI"):
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3:
-        raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"The {name} array has {array.ndim} dimensions; expected 2 or 3.")
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE,
+                            f"The {name} array has {array.ndim} dimensions; expected 2 or 3.")
     if rows_cols is not None and array.shape[:2] != tuple(rows_cols):
         raise LandFuseError(ErrorCode.INPUT_UNREADABLE,
                             f"The {name} array is {array.shape[0]}×{array.shape[1]} px but the labels are "
@@ -302,7 +305,8 @@ def _read_muufl(d, log, check, seed, train_size):
     tr = per_class_draw(gt, spec, seed)
     ts = np.where(tr > 0, 0, gt)
     unit = "" if str(spec).endswith("%") else " per class"
-    return hsi, {"lidar": lidar}, tr, ts, files, f"no official split: {spec}{unit} drawn at random (seed {seed}), rest test"
+    note = f"no official split: {spec}{unit} drawn at random (seed {seed}), rest test"
+    return hsi, {"lidar": lidar}, tr, ts, files, note
 
 
 def _read_augsburg(d, log, check, seed, train_size):
@@ -350,16 +354,14 @@ READERS = {"trento": _read_trento, "houston2013": _read_houston, "muufl": _read_
            "indian_pines_msi": _read_indian_pines_msi}
 
 
-def block_split(gt, seed, block=DFC_BLOCK, test_fraction=DFC_TEST_FRACTION):
-    """Spatially disjoint train/test labels by whole blocks (backend.synth.labels.split_labels)."""
-    import tempfile
-    from backend.synth.labels import split_labels
-    with tempfile.TemporaryDirectory(prefix="landfuse-split-") as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # NotGeoreferencedWarning: the split works on the bare pixel grid
-        src = write_raster(os.path.join(tmp, "gt.tif"), gt.astype(np.uint8), dtype="uint8")
-        tr_path, ts_path = os.path.join(tmp, "train.tif"), os.path.join(tmp, "test.tif")
-        split_labels(src, tr_path, ts_path, block=block, test_fraction=test_fraction, seed=seed)
-        tr, ts = _labels(_read_tif(tr_path)[0]), _labels(_read_tif(ts_path)[0])
+def block_split(gt: np.ndarray, seed: int, block: int = DFC_BLOCK,
+                test_fraction: float = DFC_TEST_FRACTION) -> Tuple[np.ndarray, np.ndarray, str]:
+    """Spatially disjoint train/test labels by whole blocks (backend.synth.labels.split_label_array, the
+    split `split-labels` writes as rasters). Returns (train, test, split note), int64, 0 = unlabelled."""
+    from backend.synth.labels import split_label_array
+    # as the uint8 label rasters the split was once written through: same labels, same result
+    tr, ts, _ = split_label_array(gt.astype(np.uint8), block=block, test_fraction=test_fraction, seed=seed)
+    tr, ts = _labels(tr), _labels(ts)
     note = (f"no official split: spatially disjoint blocks of {block}×{block} px, {int(test_fraction * 100)} % "
             f"of the labelled blocks test (seed {seed}); not comparable with published figures")
     return tr, ts, note
@@ -395,7 +397,8 @@ def prepare(dataset, data_dir, work_dir, log=lambda message, level="info": None,
     top = max(int(train.max()), int(test.max()))
     if top > len(classes):
         from backend.io.labels import default_color
-        classes += [{"value": v, "name": f"class_{v}", "color": default_color(v)} for v in range(len(classes) + 1, top + 1)]
+        classes += [{"value": v, "name": f"class_{v}", "color": default_color(v)}
+                    for v in range(len(classes) + 1, top + 1)]
     os.makedirs(work_dir, exist_ok=True)
     out = {"dataset": dataset, "data_dir": data_dir, "split": note, "files": files,
            "shape": [int(hsi.shape[1]), int(hsi.shape[2])], "hsi_bands": int(hsi.shape[0])}
@@ -408,8 +411,7 @@ def prepare(dataset, data_dir, work_dir, log=lambda message, level="info": None,
     out["classes"] = [c for c in classes if c["value"] in present]
     out["train_pixels"] = {str(c): int((train == c).sum()) for c in present}
     out["test_pixels"] = {str(c): int((test == c).sum()) for c in present}
-    with open(os.path.join(work_dir, "dataset.json"), "w", encoding="utf-8") as f:
-        json.dump(out, f, indent=2)
+    write_json_atomic(os.path.join(work_dir, "dataset.json"), out, indent=2)
     log(f"{dataset}: {hsi.shape[2]}×{hsi.shape[1]} px, {hsi.shape[0]} HSI bands, aux {list(aux) or 'none'}; "
         f"{int((train > 0).sum())} train / {int((test > 0).sum())} test px; {note}")
     return out

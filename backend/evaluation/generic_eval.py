@@ -24,10 +24,11 @@ import rasterio
 from backend.engine.classify import classify
 from backend.evaluation.baselines import random_forest
 from backend.evaluation.metrics import confusion_matrix, summarize_confusion
+from backend.io.atomic import write_json_atomic
 from backend.protocol import ErrorCode, LandFuseError, NestedEvents
-from backend.training.config import TrainConfig
 from backend.synth import library, sensors, spectra
 from backend.synth.library_scene import required_range, split_library, write_library_scene
+from backend.training.config import TrainConfig
 
 SCENE_SIZE = 128
 
@@ -136,7 +137,7 @@ def run_zeroshot(config: ZeroshotConfig, events) -> dict:
         events.progress("zeroshot", i + 1, config.scenes)
     report = {"model": os.path.basename(os.path.abspath(config.model)), "seed": config.seed, "scenes": scenes,
               "metrics": {k: _summary(v) for k, v in cms.items()}}
-    _write_json(os.path.join(out, "zeroshot.json"), report)
+    write_json_atomic(os.path.join(out, "zeroshot.json"), report, indent=1)
     metrics = {k: {m: v[m] for m in ("oa", "aa", "kappa", "n_pixels")} for k, v in report["metrics"].items()}
     return {"outputs": {"report": os.path.join(out, "zeroshot.json")}, "metrics": metrics,
             "timings": {"total_s": round(time.perf_counter() - started, 1)}}
@@ -183,7 +184,7 @@ def run_fewshot(config: FewshotConfig, events) -> dict:
         events.log(f"[pair {p}] " + ", ".join(f"{k} OA {row[k]:.3f}" for k in cms))
     report = {"model": os.path.basename(os.path.abspath(config.model)), "sensor": config.sensor,
               "per_class": config.per_class, "pairs": pairs, "metrics": {k: _summary(v) for k, v in cms.items()}}
-    _write_json(os.path.join(out, "fewshot.json"), report)
+    write_json_atomic(os.path.join(out, "fewshot.json"), report, indent=1)
     metrics = {k: {m: v[m] for m in ("oa", "aa", "kappa", "n_pixels")} for k, v in report["metrics"].items()}
     return {"outputs": {"report": os.path.join(out, "fewshot.json")}, "metrics": metrics,
             "timings": {"total_s": round(time.perf_counter() - started, 1)}}
@@ -193,10 +194,8 @@ def run_library_rf(config: LibraryRfConfig, events) -> dict:
     """`library-rf`: the baseline on a real raster — a RandomForest(300) trained on the training-partition
     library spectra convolved to the raster's good bands, applied pixel by pixel. The raster's values are
     brought to reflectance by the power of ten that matches the library's magnitude (as classify does)."""
-    from backend.io import output
-
-    from backend.io import rasters
     from backend.engine.modalities import detect_scale, good_bands
+    from backend.io import output, rasters
     from backend.io.spectral import require_wavelengths
     started = time.perf_counter()
     wavelengths = None
@@ -229,13 +228,6 @@ def run_library_rf(config: LibraryRfConfig, events) -> dict:
     return {"outputs": outputs, "class_table": library.GENERIC_CLASSES,
             "metrics": {"library_spectra": int(len(y)), "scale": scale},
             "timings": {"total_s": round(time.perf_counter() - started, 1)}}
-
-
-def _write_json(path, obj):
-    tmp = path + ".part"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def check_sensor(name):

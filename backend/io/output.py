@@ -1,25 +1,28 @@
 """Writing results: the class GeoTIFF (colour table, category names, QGIS .qml legend) and the
-confidence raster, each to a temporary file renamed into place only when complete."""
+confidence raster, each to a temporary file renamed into place only when complete (the `.part-PID`
+temporaries of backend.io.atomic; `part_path`, `PART_MARK` and `remove_stale_parts` are re-exported
+here for the callers that know them from this module)."""
 
-import glob
 import json
 import os
-import re
+from typing import Any, Dict, List, Mapping, Optional
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import rasterio
 
+from backend.io.atomic import PART_MARK, discard_part, part_path, remove_stale_parts
 from backend.protocol import ErrorCode, LandFuseError
 
-PART_MARK = ".part-"
+__all__ = ["PART_MARK", "ClassificationWriter", "check_writable", "class_profile", "hex_to_rgb", "pam_xml",
+           "part_path", "qml_paletted", "remove_stale_parts", "sidecar", "write_class_metadata"]
 
 
-def hex_to_rgb(color):
+def hex_to_rgb(color: str) -> tuple:
     return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
 
 
-def check_writable(path, what="output"):
+def check_writable(path: Optional[str], what: str = "output") -> None:
     """Refuse before any work when the output cannot be written."""
     if not path:
         raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"No {what} path given.")
@@ -34,35 +37,7 @@ def check_writable(path, what="output"):
         raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"The {what} path is a folder: {path}")
 
 
-def part_path(path):
-    """Temporary sibling of `path`; the pid lets a later run remove parts of a killed run."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}{PART_MARK}{os.getpid()}")
-
-
-def remove_stale_parts(path):
-    """Delete temporaries that a killed run (SIGKILL leaves no chance to clean) left beside `path`."""
-    folder, name = os.path.split(os.path.abspath(path))
-    for part in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}{PART_MARK}*")):
-        match = re.search(re.escape(PART_MARK) + r"(\d+)$", part)
-        if match and not _pid_alive(int(match.group(1))):
-            try:
-                os.remove(part)
-            except OSError:
-                pass
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def class_profile(ref_profile, dtype="uint8", nodata=0):
+def class_profile(ref_profile: Mapping[str, Any], dtype: str = "uint8", nodata: float = 0) -> dict:
     profile = {
         "driver": "GTiff", "dtype": dtype, "count": 1, "nodata": nodata,
         "width": ref_profile["width"], "height": ref_profile["height"],
@@ -79,13 +54,13 @@ def class_profile(ref_profile, dtype="uint8", nodata=0):
     return profile
 
 
-def write_class_metadata(dst, classes):
+def write_class_metadata(dst: Any, classes: List[dict]) -> None:
     dst.write_colormap(1, {0: (0, 0, 0, 0), **{c["value"]: hex_to_rgb(c["color"]) + (255,) for c in classes}})
     dst.update_tags(LANDFUSE_CLASSES=json.dumps(classes))
     dst.set_band_description(1, "land cover class")
 
 
-def pam_xml(classes):
+def pam_xml(classes: List[dict]) -> str:
     """GDAL's PAM sidecar (.aux.xml) holding the category names (GeoTIFF has no tag for them)."""
     names = {c["value"]: c["name"] for c in classes}
     top = max(names)
@@ -94,7 +69,14 @@ def pam_xml(classes):
             + "    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n")
 
 
-def qml_paletted(classes):
+# two elements of the style below too long for one source line
+_QML_RESAMPLING = ('<resampling enabled="false" zoomedInResamplingMethod="nearestNeighbour" '
+                   'zoomedOutResamplingMethod="nearestNeighbour" maxOversampling="2"/>')
+_QML_HUE_SATURATION = ('<huesaturation saturation="0" grayscaleMode="0" colorizeOn="0" colorizeRed="255" '
+                       'colorizeGreen="128" colorizeBlue="128" colorizeStrength="100" invertColors="0"/>')
+
+
+def qml_paletted(classes: List[dict]) -> str:
     """A QGIS style with a paletted renderer: value, colour and label of each class (by value)."""
     entries = "".join(
         f"        <paletteEntry value=\"{c['value']}\" color=\"{c['color'].lower()}\" alpha=\"255\" "
@@ -103,7 +85,7 @@ def qml_paletted(classes):
 <qgis version="3.22.0" styleCategories="AllStyleCategories">
   <pipe>
     <provider>
-      <resampling enabled="false" zoomedInResamplingMethod="nearestNeighbour" zoomedOutResamplingMethod="nearestNeighbour" maxOversampling="2"/>
+      {_QML_RESAMPLING}
     </provider>
     <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
       <rasterTransparency/>
@@ -119,7 +101,7 @@ def qml_paletted(classes):
 {entries}      </colorPalette>
     </rasterrenderer>
     <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
-    <huesaturation saturation="0" grayscaleMode="0" colorizeOn="0" colorizeRed="255" colorizeGreen="128" colorizeBlue="128" colorizeStrength="100" invertColors="0"/>
+    {_QML_HUE_SATURATION}
     <rasterresampler maxOversampling="2"/>
     <resamplingStage>resamplingFilter</resamplingStage>
   </pipe>
@@ -128,7 +110,7 @@ def qml_paletted(classes):
 """
 
 
-def sidecar(path, suffix):
+def sidecar(path: str, suffix: str) -> str:
     return os.path.splitext(path)[0] + suffix
 
 
@@ -136,7 +118,8 @@ class ClassificationWriter:
     """Opens the temporary class (and confidence) rasters; `commit` renames everything into place,
     `abort` removes every temporary. Nothing ever appears at the final paths before `commit`."""
 
-    def __init__(self, out_path, ref_profile, classes, confidence_path=None):
+    def __init__(self, out_path: str, ref_profile: Mapping[str, Any], classes: List[dict],
+                 confidence_path: Optional[str] = None):
         self.out_path = os.path.abspath(out_path)
         self.confidence_path = os.path.abspath(confidence_path) if confidence_path else None
         self.classes = classes
@@ -151,12 +134,12 @@ class ClassificationWriter:
             self.conf = rasterio.open(self.parts[self.confidence_path], "w",
                                       **class_profile(ref_profile, dtype="float32", nodata=-1.0))
 
-    def write(self, window, classes_block, confidence_block=None):
+    def write(self, window: Any, classes_block: np.ndarray, confidence_block: Optional[np.ndarray] = None) -> None:
         self.dst.write(classes_block.astype(np.uint8)[None], window=window)
         if self.conf is not None:
             self.conf.write(confidence_block.astype(np.float32)[None], window=window)
 
-    def commit(self):
+    def commit(self) -> Dict[str, str]:
         write_class_metadata(self.dst, self.classes)
         self.dst.close()
         if self.conf is not None:
@@ -177,7 +160,7 @@ class ClassificationWriter:
             outputs["confidence"] = self.confidence_path
         return outputs
 
-    def abort(self):
+    def abort(self) -> None:
         for handle in (self.dst, self.conf):
             if handle is not None and not handle.closed:
                 try:
@@ -185,7 +168,5 @@ class ClassificationWriter:
                 except Exception:
                     pass
         for part in self.parts.values():
-            for path in (part, part + ".aux.xml"):
-                if os.path.exists(path):
-                    os.remove(path)
+            discard_part(part)
         self.parts = {}

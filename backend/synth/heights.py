@@ -2,7 +2,7 @@
 
 Sources: the Trento and MUUFL benchmarks, whose LiDAR rasters (≈1 m) come with a label map of the same
 grid (../shared/data/benchmarks). Their classes are mapped onto the generic scheme by the one class
-table of real_layout.LABEL_MAPS.
+table of label_maps.LABEL_MAPS.
 
 Height above ground = DSM - ground level, where the ground level is estimated from the pixels that
 certainly lie on the ground, i.e. labelled with a ground class (roads, sidewalks, grass, dirt; see
@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import interpolate, ndimage
 
+from .label_maps import LABEL_MAPS, map_classes, source_labels
 from .layout import LOW_VEG, PAVEMENT, ROOF, SOIL, TREE, WATER
-from .library import shared_data_dir  # noqa: F401  (re-exported: callers find the data folder here too)
-from .real_layout import LABEL_MAPS, map_classes, source_labels
+from .library import require_data_dir, shared_data_dir  # noqa: F401  (re-exported: callers find it here too)
 
 CLASSES = (ROOF, PAVEMENT, LOW_VEG, TREE, SOIL, WATER)
 
-# label map (real_layout.LABEL_MAPS) -> its DSM (file, .mat variable, band or None) and the SOURCE
+# label map (label_maps.LABEL_MAPS) -> its DSM (file, .mat variable, band or None) and the SOURCE
 # class values that lie on the ground (they set the ground level, excluded classes included)
 HEIGHT_SOURCES = {
     # ground 3, roads 6. Trento's DSM is already close to height above the valley floor (ground class
@@ -160,12 +160,7 @@ _TABLES = {}
 def measured_height_table(data_dir=None):
     """The HeightTable measured on every HEIGHT_SOURCES dataset in `data_dir` (default
     shared_data_dir()); cached per folder. A class no source measures gets 0 m."""
-    d = data_dir if data_dir is not None else shared_data_dir()
-    if d is None or not os.path.isdir(d):
-        raise FileNotFoundError(
-            "measured heights need the shared data folder (../shared/data beside the checkout, or "
-            f"LANDFUSE_SHARED_DATA); not found: {d!r}")
-    d = os.path.abspath(d)
+    d = require_data_dir(data_dir, "measured heights")
     if d not in _TABLES:
         per_class = {c: [] for c in CLASSES}
         names = {c: [] for c in CLASSES}

@@ -21,6 +21,7 @@ import os
 import re
 import zlib
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -164,6 +165,17 @@ def shared_data_dir():
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.path.join(os.path.dirname(repo), "shared", "data")
     return path if os.path.isdir(path) else None
+
+
+def require_data_dir(data_dir: Optional[str], what: str) -> str:
+    """`data_dir` (default: shared_data_dir()) as an absolute path; FileNotFoundError naming `what`
+    needs it when there is no such folder."""
+    d = data_dir if data_dir is not None else shared_data_dir()
+    if d is None or not os.path.isdir(d):
+        raise FileNotFoundError(
+            f"{what} need the shared data folder (../shared/data beside the checkout, or "
+            f"LANDFUSE_SHARED_DATA); not found: {d!r}")
+    return os.path.abspath(d)
 
 
 # ---------------------------------------------------------------------------------------------------

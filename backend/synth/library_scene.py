@@ -16,7 +16,7 @@ from . import library, sensors, spectra
 from .heights import measured_height_table
 from .layout import make_layout
 from .real_layout import sample_real_layout
-from .scene import _dominant_class, _nodata_strip, _render
+from .scene import dominant_class, nodata_strip, render
 
 SUPERSAMPLE = 4
 PIXEL_SIZES_M = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)
@@ -50,7 +50,7 @@ def _fill_gaps(values, grid, wl):
 
 
 def library_endmembers(lib, centres, share=LIBRARY_SHARE):
-    """An `endmembers(objects, rng, wl)` for scene._render drawing real spectra of each object's class
+    """An `endmembers(objects, rng, wl)` for scene.render drawing real spectra of each object's class
     that were measured over the sensor's range; two per object (a second of the same class: the object
     drifts towards it in places), each with its own brightness."""
     grid = lib.wavelengths_nm
@@ -115,10 +115,10 @@ def render_library_scene(seed, split="train", size=96, sensor=None, data_dir=Non
     draw = library_endmembers(lib, centres)
     sun_az = np.radians(rng_misc.uniform(100.0, 260.0))
     sun_el = np.radians(rng_misc.uniform(30.0, 65.0))
-    hsi, _, _ = _render(lay, rng_spec, rng_field, rng_noise, centres, fwhm, size, size, sun_az, sun_el,
+    hsi, _, _ = render(lay, rng_spec, rng_field, rng_noise, centres, fwhm, size, size, sun_az, sun_el,
                         endmembers=draw, bad=bad)
-    labels, _ = _dominant_class(lay.cls, SUPERSAMPLE, size, size)
-    strip = _nodata_strip(rng_misc, size, size) if rng_misc.random() < 0.5 else np.zeros((size, size), bool)
+    labels, _ = dominant_class(lay.cls, SUPERSAMPLE, size, size)
+    strip = nodata_strip(rng_misc, size, size) if rng_misc.random() < 0.5 else np.zeros((size, size), bool)
     labels[strip] = 0
     surface = (lay.ground + lay.height).reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
     dsm = (surface + rng_misc.normal(0.0, 0.15, surface.shape)).astype(np.float32)

@@ -1,10 +1,10 @@
 """Layouts with REAL shapes: crops of real label maps turned into a `Layout` the renderer can use.
 
 make_layout draws a procedural landscape; this module instead cuts a crop out of a real land-cover
-map (Berlin, the four HSI+LiDAR benchmarks; read from ../shared/data), maps its classes onto the
-generic scheme, resamples it onto the scene's fine grid and gives every connected patch an object
-with its own material variant and a height measured on real LiDAR (heights.py). The spectra, the
-illumination and the sensor stay those of scene.py.
+map (Berlin, the four HSI+LiDAR benchmarks; read from ../shared/data as the table of label_maps.py
+says), maps its classes onto the generic scheme, resamples it onto the scene's fine grid and gives
+every connected patch an object with its own material variant and a height measured on real LiDAR
+(heights.py). The spectra, the illumination and the sensor stay those of scene.py.
 
 Sparse maps: 0 is unlabelled. Unlabelled pixels close to labelled ones (FILL_RADIUS_M) take the
 class of the nearest labelled pixel (`labels` of real_label_maps); farther ones stay 0. A crop is
@@ -18,61 +18,16 @@ never saw. Both Berlin maps cover the same city and are split on the same northi
 """
 
 import functools
-import os
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from . import spectra
-from .layout import LOW_VEG, PAVEMENT, ROOF, SOIL, TREE, WATER, Layout, SceneObject, smooth_field
-
-_BERLIN_L3 = {1: ROOF, 2: PAVEMENT, 3: LOW_VEG, 4: TREE, 5: SOIL, 6: WATER}
-
-# ---------------------------------------------------------------------------------------------------
-# THE table: every real label map, its native pixel size, how its classes map onto the generic scheme
-# (1 roof, 2 pavement, 3 low vegetation, 4 tree, 5 soil, 6 water; a source class not listed -> 0,
-# unknown) and which part is held out. `files` are (path under the data folder, .mat variable or None
-# for a GeoTIFF); several files are merged (union of disjoint train / test label maps).
-LABEL_MAPS = {
-    # EnMAP-Box Berlin test data, rasterised reference polygons. Values 1-6 are the level-3 classes:
-    # same values and colour table as landcover_map_l3.tif, checked against fraction_map_l3.tif (bands
-    # named roof, pavement, low vegetation, tree, soil, water) and against l3 block by block.
-    "berlin_1m": dict(
-        files=(("enmap_berlin/raster/landcover_polygon_1m.tif", None),), pixel_m=1.0,
-        classes=_BERLIN_L3,
-        held_out=("rows", 0.75)),           # south of northing 5,811,372 m, as berlin_30m
-    "berlin_30m": dict(                     # the 30 m level-3 land-cover map of the same area
-        files=(("enmap_berlin/raster/landcover_map_l3.tif", None),), pixel_m=30.0,
-        classes=_BERLIN_L3,
-        held_out=("rows", 0.75)),
-    "trento": dict(
-        files=(("benchmarks/trento/allgrd.mat", "mask_test"),), pixel_m=1.0,
-        # 1 apple trees, 2 buildings, 3 ground, 4 woods, 5 vineyard, 6 roads
-        classes={1: TREE, 2: ROOF, 3: SOIL, 4: TREE, 5: LOW_VEG, 6: PAVEMENT},
-        held_out=("cols", 0.75)),           # right-most 25 % of the columns
-    "muufl": dict(
-        files=(("benchmarks/muufl/gt.mat", "gt"),), pixel_m=1.0,
-        # 1 trees, 2 mostly grass, 4 dirt and sand, 5 road, 6 water, 8 buildings, 9 sidewalk;
-        # 3 mixed ground surface, 7 building shadow, 10 yellow curb, 11 cloth panels: unknown
-        classes={1: TREE, 2: LOW_VEG, 4: SOIL, 5: PAVEMENT, 6: WATER, 8: ROOF, 9: PAVEMENT},
-        held_out=("cols", 0.75)),
-    "houston2013": dict(
-        files=(("benchmarks/houston2013/TRLabel.mat", "TRLabel"),
-               ("benchmarks/houston2013/TSLabel.mat", "TSLabel")), pixel_m=2.5,
-        # 1 healthy, 2 stressed, 3 synthetic grass, 4 trees, 5 soil, 6 water, 7 residential,
-        # 8 commercial, 9 road, 10 highway, 11 railway, 12/13 parking lots, 14 tennis court, 15 track
-        classes={1: LOW_VEG, 2: LOW_VEG, 3: LOW_VEG, 4: TREE, 5: SOIL, 6: WATER, 7: ROOF, 8: ROOF,
-                 9: PAVEMENT, 10: PAVEMENT, 11: PAVEMENT, 12: PAVEMENT, 13: PAVEMENT, 14: PAVEMENT,
-                 15: PAVEMENT},
-        held_out=("cols", 0.75)),
-    "augsburg": dict(
-        files=(("benchmarks/augsburg/TrainImage.mat", "TrainImage"),
-               ("benchmarks/augsburg/TestImage.mat", "TestImage")), pixel_m=30.0,
-        # 1 forest, 2 residential, 3 industrial, 4 low plants, 5 allotment, 6 commercial, 7 water
-        classes={1: TREE, 2: ROOF, 3: ROOF, 4: LOW_VEG, 5: LOW_VEG, 6: ROOF, 7: WATER},
-        held_out=("cols", 0.75)),
-}
+from .heights import measured_height_table
+from .label_maps import LABEL_MAPS, map_classes, source_labels
+from .layout import ROOF, TREE, WATER, Layout, SceneObject, smooth_field
+from .library import require_data_dir
 
 SPLITS = ("train", "held_out")
 FILL_RADIUS_M = 10.0    # unlabelled pixels this close to a label take its class (at least 2 px)
@@ -84,51 +39,6 @@ MIN_CROP_PX = 8         # a crop narrower than this in map pixels is mostly one 
 # extent is tried, down to half: shapes then look up to twice their real size
 SCALES = (1.0, 0.84, 0.71, 0.59, 0.5)
 OBJECT_CELL_M = 40.0    # smallest piece a huge connected patch is cut into (see _objects)
-
-
-def _resolve(data_dir):
-    from .library import shared_data_dir
-    d = data_dir if data_dir is not None else shared_data_dir()
-    if d is None or not os.path.isdir(d):
-        raise FileNotFoundError(
-            "real label maps need the shared data folder (../shared/data beside the checkout, or "
-            f"LANDFUSE_SHARED_DATA); not found: {d!r}")
-    return os.path.abspath(d)
-
-
-def _read_array(path, var):
-    if var is None:
-        import rasterio
-        with rasterio.open(path) as src:
-            return src.read(1)
-    import scipy.io
-    arr = scipy.io.loadmat(path, variable_names=[var])[var]
-    if not np.issubdtype(arr.dtype, np.integer):     # Augsburg's TestImage is float32
-        arr = np.clip(np.rint(np.nan_to_num(arr, nan=0.0)), 0, 255).astype(np.uint8)
-    return arr
-
-
-def source_labels(name, data_dir=None):
-    """The source's own class values (integers, 0 = unlabelled), its label files merged. The dtype
-    stays the file's (uint8 here): Berlin 1 m has 79 M pixels."""
-    spec = LABEL_MAPS[name]
-    d = _resolve(data_dir)
-    out = None
-    for rel, var in spec["files"]:
-        a = _read_array(os.path.join(d, rel), var)
-        # the split files are disjoint; where they were not, the first file wins
-        out = a if out is None else np.where(out > 0, out, a)
-    return out
-
-
-def map_classes(raw, classes):
-    """Source class values -> generic classes (uint8; unlisted values -> 0)."""
-    if raw.min() < 0:
-        raw = np.clip(raw, 0, None)
-    lut = np.zeros(max(int(raw.max()), max(classes)) + 1, dtype=np.uint8)
-    for k, v in classes.items():
-        lut[k] = v
-    return lut[raw]
 
 
 def _fill_near(labels, radius):
@@ -182,7 +92,7 @@ def real_label_maps(data_dir=None):
     "labelled" (bool: labelled in the original map), "pixel_m", "offset" (row, col of this array in
     the source raster), "source_shape", "held_out" ({"axis": "rows"|"cols", "start": index in this
     array where the held-out part begins})}. Cached per data folder; the arrays are read-only."""
-    d = _resolve(data_dir)
+    d = require_data_dir(data_dir, "real label maps")
     if d not in _MAPS:
         maps = [_load_map(name, d) for name in LABEL_MAPS]
         _SATS[d] = [(_sat(m["labelled"]), _sat(m["labels"] > 0)) for m in maps]
@@ -270,7 +180,7 @@ def sample_real_crop(rng, height, width, pixel_size, split="train", data_dir=Non
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     maps = real_label_maps(data_dir)
-    d = _resolve(data_dir)
+    d = require_data_dir(data_dir, "real label maps")
     ext_h, ext_w = height * float(pixel_size), width * float(pixel_size)
     choices = [(i, opts) for i in range(len(maps)) for opts in [_options(d, i, ext_h, ext_w, split)] if opts]
     if not choices:
@@ -352,7 +262,6 @@ def sample_real_layout(rng, height, width, pixel_size, factor, split="train", da
     if height < 1 or width < 1 or factor < 1 or not pixel_size > 0:
         raise ValueError("need height, width, factor >= 1 and pixel_size > 0")
     if heights is None:
-        from .heights import measured_height_table   # heights reads this module's class table
         heights = measured_height_table(data_dir)
     crop = sample_real_crop(rng, height, width, pixel_size, split, data_dir)
     fh, fw = height * factor, width * factor

@@ -13,16 +13,18 @@ Labels are the dominant class of each output pixel. Everything follows from the 
 
 import json
 import os
-import tempfile
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
-import rasterio
-from rasterio.crs import CRS
 from affine import Affine
+from rasterio.crs import CRS
 from scipy import ndimage, sparse
 
+from backend.io.atomic import write_json_atomic
+
 from . import spectra
-from .layout import LOW_VEG, PAVEMENT, ROOF, SOIL, TREE, WATER, make_layout, smooth_field
+from .geotiff import geotiff_profile, write_geotiff
+from .layout import LOW_VEG, PAVEMENT, ROOF, SOIL, TREE, WATER, Layout, make_layout, smooth_field
 
 DEMO_CLASSES = [
     {"value": 1, "name": "roof", "color": "#d7301f"},
@@ -117,12 +119,14 @@ def _slope_illumination(surface, fine_px, sun_az, sun_el):
     return np.clip(cos_i / sz, 0.0, 1.6).astype(np.float32)
 
 
-def _dominant_class(cls_fine, factor, h, w):
+def dominant_class(cls_fine: np.ndarray, factor: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Label of each output pixel (the class covering most of its `factor` x `factor` fine pixels, ties
+    to the lower class) and the (6, h, w) fine-pixel count of every class."""
     counts = np.stack([(cls_fine == c).reshape(h, factor, w, factor).sum(axis=(1, 3)) for c in range(1, 7)])
     return (np.argmax(counts, axis=0) + 1).astype(np.uint8), counts
 
 
-def _nodata_strip(rng, h, w):
+def nodata_strip(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A ragged strip along the left or right edge, like the end of a flight line."""
     base = rng.uniform(2.0, 5.0)
     wob = np.cumsum(rng.normal(0, 0.6, h))
@@ -134,8 +138,12 @@ def _nodata_strip(rng, h, w):
     return cols >= (w - widths)[:, None]
 
 
-def _render(lay, rng_spec, rng_field, rng_noise, centres, fwhm, h, w, sun_az, sun_el, endmembers=None, bad=None):
-    """`endmembers(objects, rng, wl)` → two (K, len(wl)) spectra per object (default: parametric);
+def render(lay: Layout, rng_spec: np.random.Generator, rng_field: np.random.Generator,
+           rng_noise: np.random.Generator, centres: np.ndarray, fwhm: np.ndarray, h: int, w: int, sun_az: float,
+           sun_el: float, endmembers: Optional[Callable] = None,
+           bad: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (h, w, bands) reflectance of a layout seen by a sensor: (noisy, clean, direct illumination
+    per fine pixel). `endmembers(objects, rng, wl)` → two (K, len(wl)) spectra per object (default: parametric);
     `bad` (n_bands,) bool: bands replaced by junk (default: the deep water-vapour windows)."""
     f = lay.factor
     fh, fw = lay.cls.shape
@@ -217,61 +225,14 @@ def _sar(lay, rng, h, w):
 # writing
 
 
-def _block(n):
-    """Tile edge: 256 for large rasters, else the largest power of two below the raster edge."""
-    for b in (256, 128, 64, 32):
-        if n > b:
-            return b
-    return 16
-
-
-def _atomic_write(path, data, profile, band_tags=None, descriptions=None, dataset_tags=None,
-                  ns_tags=None, band_ns_tags=None, colormap=None, scales=None):
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp.tif", dir=d)
-    os.close(fd)
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data)
-            if dataset_tags:
-                dst.update_tags(**dataset_tags)
-            for ns, tags in (ns_tags or {}).items():
-                dst.update_tags(ns=ns, **tags)
-            for i in range(profile["count"]):
-                if band_tags:
-                    dst.update_tags(i + 1, **band_tags[i])
-                if band_ns_tags:
-                    for ns, tags in band_ns_tags[i].items():
-                        dst.update_tags(i + 1, ns=ns, **tags)
-                if descriptions:
-                    dst.set_band_description(i + 1, descriptions[i])
-            if scales is not None:
-                dst.scales = scales
-                dst.offsets = [0.0] * profile["count"]
-            if colormap:
-                dst.write_colormap(1, colormap)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _profile(h, w, count, dtype, nodata, crs, transform, predictor):
-    return {
-        "driver": "GTiff", "height": h, "width": w, "count": count, "dtype": dtype, "nodata": nodata,
-        "crs": crs, "transform": transform, "tiled": True, "blockxsize": _block(w),
-        "blockysize": _block(h), "compress": "deflate", "predictor": predictor,
-    }
-
-
 def _hex_rgb(color):
     return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5)) + (255,)
 
 
-def generate_scene(out_dir, seed=0, height=256, width=256, n_bands=64, wl_min_nm=420.0,
-                   wl_max_nm=2450.0, pixel_size=2.0, epsg=32633, origin=(389000.0, 5819000.0),
-                   with_sar=False, reflectance_scale=10000, supersample=4, with_fractions=False):
+def generate_scene(out_dir: str, seed: int = 0, height: int = 256, width: int = 256, n_bands: int = 64,
+                   wl_min_nm: float = 420.0, wl_max_nm: float = 2450.0, pixel_size: float = 2.0, epsg: int = 32633,
+                   origin: Tuple[float, float] = (389000.0, 5819000.0), with_sar: bool = False,
+                   reflectance_scale: float = 10000, supersample: int = 4, with_fractions: bool = False) -> dict:
     """Generate a co-registered synthetic scene and write it to `out_dir`.
 
     Returns {"hsi", "dsm", "sar" (or None), "labels", "classes", "wavelengths_nm"} plus
@@ -298,9 +259,9 @@ def generate_scene(out_dir, seed=0, height=256, width=256, n_bands=64, wl_min_nm
     sun_el = np.radians(rng_misc.uniform(45.0, 65.0))   # campaigns fly near noon in summer
 
     lay = make_layout(rng_layout, height, width, pixel_size, factor=supersample)
-    labels, counts = _dominant_class(lay.cls, supersample, height, width)
-    hsi, _, _ = _render(lay, rng_spec, rng_field, rng_noise, centres, fwhm, height, width, sun_az, sun_el)
-    strip = _nodata_strip(rng_misc, height, width)
+    labels, counts = dominant_class(lay.cls, supersample, height, width)
+    hsi, _, _ = render(lay, rng_spec, rng_field, rng_noise, centres, fwhm, height, width, sun_az, sun_el)
+    strip = nodata_strip(rng_misc, height, width)
     labels[strip] = 0
     surface = (lay.ground + lay.height).reshape(height, supersample, width, supersample).mean(axis=(1, 3))
     dsm = (surface + rng_misc.normal(0.0, 0.15, surface.shape)).astype(np.float32)
@@ -314,9 +275,27 @@ def generate_scene(out_dir, seed=0, height=256, width=256, n_bands=64, wl_min_nm
     return result
 
 
-def write_scene(out_dir, hsi, strip, dsm, labels, centres, fwhm, bad, seed=0, pixel_size=2.0, epsg=32633,
-                origin=(389000.0, 5819000.0), reflectance_scale=10000, sar=None, fractions=None, meta=None,
-                classes=DEMO_CLASSES):
+def _spectral_metadata(centres, fwhm, bad):
+    """Wavelengths, FWHM and the bad-band list of an HSI raster in every form readers look for: GDAL
+    band tags, the IMAGERY domain (µm), band descriptions and an ENVI-style header domain."""
+    band_tags = [{"wavelength": f"{c:.1f}", "wavelength_units": "Nanometers", "fwhm": f"{fw:.1f}",
+                  "bbl": "0" if b else "1"} for c, fw, b in zip(centres, fwhm, bad)]
+    band_ns = [{"IMAGERY": {"CENTRAL_WAVELENGTH_UM": f"{c / 1000:.4f}", "FWHM_UM": f"{fw / 1000:.4f}"}}
+               for c, fw in zip(centres, fwhm)]
+    descriptions = [f"band {i + 1} ({c:.1f} Nanometers)" for i, c in enumerate(centres)]
+    envi = {"wavelength": "{" + ", ".join(f"{c:.1f}" for c in centres) + "}",
+            "fwhm": "{" + ", ".join(f"{x:.1f}" for x in fwhm) + "}",
+            "bbl": "{" + ", ".join("0" if b else "1" for b in bad) + "}",
+            "wavelength_units": "Nanometers"}
+    return {"band_tags": band_tags, "band_ns_tags": band_ns, "descriptions": descriptions, "ns_tags": {"ENVI": envi}}
+
+
+def write_scene(out_dir: str, hsi: np.ndarray, strip: np.ndarray, dsm: np.ndarray, labels: np.ndarray,
+                centres: np.ndarray, fwhm: np.ndarray, bad: np.ndarray, seed: int = 0, pixel_size: float = 2.0,
+                epsg: int = 32633, origin: Tuple[float, float] = (389000.0, 5819000.0),
+                reflectance_scale: float = 10000, sar: Optional[np.ndarray] = None,
+                fractions: Optional[np.ndarray] = None, meta: Optional[dict] = None,
+                classes: List[dict] = DEMO_CLASSES) -> dict:
     """Write a rendered scene: HSI (h, w, bands) reflectance with full spectral metadata, DSM, labels
     (the nodata `strip` masked everywhere), optional SAR and class fractions (classes, h, w), scene.json."""
     os.makedirs(out_dir, exist_ok=True)
@@ -325,6 +304,9 @@ def write_scene(out_dir, hsi, strip, dsm, labels, centres, fwhm, bad, seed=0, pi
     transform = Affine(float(pixel_size), 0.0, float(origin[0]), 0.0, -float(pixel_size), float(origin[1]))
     paths = {k: os.path.join(out_dir, n) for k, n in
              (("hsi", HSI_NAME), ("dsm", DSM_NAME), ("sar", SAR_NAME), ("labels", LABELS_NAME), ("meta", META_NAME))}
+
+    def profile(count, dtype, nodata, predictor):
+        return geotiff_profile(height, width, count, dtype, nodata, crs, transform, predictor)
 
     # HSI
     if reflectance_scale == 1:
@@ -336,38 +318,27 @@ def write_scene(out_dir, hsi, strip, dsm, labels, centres, fwhm, bad, seed=0, pi
         cube[strip] = 0
         dtype, nodata, predictor, scales = "uint16", 0, 2, [1.0 / reflectance_scale] * n_bands
     cube = np.ascontiguousarray(cube.transpose(2, 0, 1))
-    band_tags = [{"wavelength": f"{c:.1f}", "wavelength_units": "Nanometers", "fwhm": f"{fw:.1f}",
-                  "bbl": "0" if b else "1"} for c, fw, b in zip(centres, fwhm, bad)]
-    band_ns = [{"IMAGERY": {"CENTRAL_WAVELENGTH_UM": f"{c / 1000:.4f}", "FWHM_UM": f"{fw / 1000:.4f}"}}
-               for c, fw in zip(centres, fwhm)]
-    descriptions = [f"band {i + 1} ({c:.1f} Nanometers)" for i, c in enumerate(centres)]
-    envi = {"wavelength": "{" + ", ".join(f"{c:.1f}" for c in centres) + "}",
-            "fwhm": "{" + ", ".join(f"{x:.1f}" for x in fwhm) + "}",
-            "bbl": "{" + ", ".join("0" if b else "1" for b in bad) + "}",
-            "wavelength_units": "Nanometers"}
-    _atomic_write(paths["hsi"], cube,
-                  _profile(height, width, n_bands, dtype, nodata, crs, transform, predictor),
-                  band_tags=band_tags, descriptions=descriptions, band_ns_tags=band_ns,
+    write_geotiff(paths["hsi"], cube, profile(n_bands, dtype, nodata, predictor), scales=scales,
                   dataset_tags={"wavelength_units": "Nanometers", "reflectance_scale": str(reflectance_scale),
                                 "generator": "landfuse.synth", "seed": str(int(seed))},
-                  ns_tags={"ENVI": envi}, scales=scales)
+                  **_spectral_metadata(centres, fwhm, bad))
     del cube
 
     # DSM
-    _atomic_write(paths["dsm"], dsm[None], _profile(height, width, 1, "float32", float("nan"), crs, transform, 3),
+    write_geotiff(paths["dsm"], dsm[None], profile(1, "float32", float("nan"), 3),
                   descriptions=["surface height (m)"], dataset_tags={"units": "metre", "generator": "landfuse.synth"})
 
     # SAR
     sar_path = None
     if sar is not None:
-        _atomic_write(paths["sar"], sar[None], _profile(height, width, 1, "float32", float("nan"), crs, transform, 3),
+        write_geotiff(paths["sar"], sar[None], profile(1, "float32", float("nan"), 3),
                       descriptions=["backscatter (dB)"], dataset_tags={"units": "dB", "generator": "landfuse.synth"})
         sar_path = paths["sar"]
 
     # labels
     cmap = {0: (0, 0, 0, 0)}
     cmap.update({c["value"]: _hex_rgb(c["color"]) for c in classes})
-    _atomic_write(paths["labels"], labels[None], _profile(height, width, 1, "uint8", 0, crs, transform, 2),
+    write_geotiff(paths["labels"], labels[None], profile(1, "uint8", 0, 2),
                   descriptions=["land cover class"], colormap=cmap,
                   dataset_tags={"LANDFUSE_CLASSES": json.dumps(classes), "generator": "landfuse.synth"})
 
@@ -376,7 +347,7 @@ def write_scene(out_dir, hsi, strip, dsm, labels, centres, fwhm, bad, seed=0, pi
         frac = np.asarray(fractions, np.float32).copy()
         frac[:, strip] = np.nan
         fractions_path = os.path.join(out_dir, FRACTIONS_NAME)
-        _atomic_write(fractions_path, frac, _profile(height, width, 6, "float32", float("nan"), crs, transform, 3),
+        write_geotiff(fractions_path, frac, profile(6, "float32", float("nan"), 3),
                       descriptions=[f"fraction of {c['name']}" for c in classes],
                       dataset_tags={"LANDFUSE_CLASSES": json.dumps(classes), "generator": "landfuse.synth"})
 
@@ -393,8 +364,5 @@ def write_scene(out_dir, hsi, strip, dsm, labels, centres, fwhm, bad, seed=0, pi
         result["fractions"] = fractions_path
     meta = dict(result, seed=int(seed), height=height, width=width, pixel_size=pixel_size, epsg=int(epsg),
                 origin=[float(origin[0]), float(origin[1])], **(meta or {}))
-    fd, tmp = tempfile.mkstemp(prefix=".scene.", suffix=".json", dir=out_dir)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(meta, fh, indent=1)
-    os.replace(tmp, paths["meta"])
+    write_json_atomic(paths["meta"], meta, indent=1)
     return result

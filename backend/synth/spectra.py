@@ -252,9 +252,9 @@ def red_surface(rng, wl):
 
 MATERIALS = {
     "red_tile": red_tile, "grey_concrete": grey_concrete, "metal_bright": metal_bright,
-    "bitumen": bitumen, "asphalt": asphalt, "concrete": concrete, "red_surface": red_surface, "green_grass": green_grass,
-    "dry_grass": dry_grass, "deciduous": deciduous, "conifer": conifer, "dry_soil": dry_soil,
-    "moist_soil": moist_soil, "sand": sand, "clear": clear_water, "turbid": turbid_water,
+    "bitumen": bitumen, "asphalt": asphalt, "concrete": concrete, "red_surface": red_surface,
+    "green_grass": green_grass, "dry_grass": dry_grass, "deciduous": deciduous, "conifer": conifer,
+    "dry_soil": dry_soil, "moist_soil": moist_soil, "sand": sand, "clear": clear_water, "turbid": turbid_water,
 }
 
 

@@ -29,6 +29,7 @@ from backend.evaluation.metrics import confusion_matrix, summarize_confusion
 from backend.io.labels import load_labels
 from backend.io.spectral import band_wavelengths
 from backend.protocol import ErrorCode, LandFuseError
+from backend.synth.labels import block_ids
 from backend.training.config import TrainConfig
 from backend.training.optimisation import augment_batch, class_weights, train_step
 
@@ -90,8 +91,7 @@ def balanced_accuracy(reference: np.ndarray, prediction: np.ndarray) -> float:
 def spatial_split(targets: np.ndarray, num_classes: int, block: int, seed: int):
     """Split labelled pixels into train/val by whole blocks, aiming at VAL_FRACTION of each class."""
     rng = np.random.default_rng(seed)
-    h, w = targets.shape
-    block_id = (np.arange(h)[:, None] // block) * (-(-w // block)) + (np.arange(w)[None, :] // block)
+    block_id = block_ids(targets.shape, block)
     val_blocks = set()
     for k in range(num_classes):
         ids = block_id[targets == k]
@@ -421,6 +421,7 @@ def run_training(config: TrainConfig, events) -> dict:
 def _manifest(config: TrainConfig, arch: str, params: dict, scene: _Scene, classes: list, metrics: dict,
               fit: _Fit, seconds: float, dev: str, block: int) -> dict:
     import torch
+
     from backend import __version__
     data = []
     for path in [config.hsi] + list(config.aux) + [config.labels]:

@@ -10,7 +10,7 @@ from backend.synth import real_layout as rl
 from backend.synth import spectra
 from backend.synth.heights import HeightTable, shared_data_dir
 from backend.synth.layout import LOW_VEG, PAVEMENT, ROOF, SOIL, TREE, WATER, Layout
-from backend.synth.scene import _dominant_class, _render, band_centres
+from backend.synth.scene import band_centres, dominant_class, render
 
 DATA = shared_data_dir()
 needs_data = pytest.mark.skipif(DATA is None or not os.path.isdir(DATA),
@@ -196,9 +196,9 @@ def test_real_layout_renders_through_the_parametric_renderer(maps):
     centres = band_centres(6, 450.0, 2300.0)
     fwhm = spectra.band_fwhm(centres)
     rngs = [np.random.default_rng(s) for s in (1, 2, 3)]
-    noisy, clean, direct = _render(lay, *rngs, centres, fwhm, h, w, np.radians(170.0), np.radians(55.0))
+    noisy, clean, direct = render(lay, *rngs, centres, fwhm, h, w, np.radians(170.0), np.radians(55.0))
     assert noisy.shape == clean.shape == (h, w, 6) and noisy.dtype == np.float32
     assert direct.shape == lay.cls.shape
     assert np.all(np.isfinite(noisy)) and 0.0 < clean.min() and clean.max() < 1.0
-    labels, _ = _dominant_class(lay.cls, lay.factor, h, w)
+    labels, _ = dominant_class(lay.cls, lay.factor, h, w)
     assert set(np.unique(labels).tolist()) <= set(range(1, 7))

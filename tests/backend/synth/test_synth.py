@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from backend.synth import DEMO_CLASSES, generate_scene, sample_labels, split_labels
-from backend.synth import spectra
+from backend.synth import DEMO_CLASSES, generate_scene, sample_labels, spectra, split_labels
+from backend.synth.labels import block_ids, choose_test_blocks, split_label_array
 from backend.synth.scene import BAD_BAND_WINDOWS_NM
 
 REPO = Path(__file__).resolve().parents[3]
@@ -261,9 +261,9 @@ def _library():
 def test_parametric_spectra_are_in_the_ballpark_of_a_real_library():
     """Class means of the parametric spectra against the class means of the Berlin urban library
     (EnMAP-resampled, water-vapour bands already removed). Low vegetation, tree, soil and water must be
-    nearest (spectral angle) to their own class. Roof and pavement must be nearest to one of the two impervious classes: the library's own
-    roof and pavement means are only ~4 degrees apart (its pavement class holds red cinder courts
-    and tartan tracks as well as asphalt and concrete)."""
+    nearest (spectral angle) to their own class. Roof and pavement must be nearest to one of the two
+    impervious classes: the library's own roof and pavement means are only ~4 degrees apart (its pavement
+    class holds red cinder courts and tartan tracks as well as asphalt and concrete)."""
     wl, fwhm, spec, level3 = _library()
     names = [c["name"] for c in DEMO_CLASSES]
     lib = np.array([spec[level3 == n].mean(0) for n in names])
@@ -343,6 +343,41 @@ def test_split_of_sparse_labels_with_buffer(scene, tmp_path):
                         test_fraction=0.5, seed=1, buffer=2)
     assert sum(info["train"].values()) > 0 and sum(info["test"].values()) > 0
     assert all(info["train"][c] > 0 for c in range(1, 7))
+
+
+def test_block_ids_number_blocks_row_by_row():
+    ids = block_ids((5, 7), 3)
+    assert ids.shape == (5, 7) and ids.dtype == np.int64
+    assert ids[0, 0] == 0 and ids[0, 3] == 1 and ids[0, 6] == 2 and ids[3, 0] == 3 and ids[4, 6] == 5
+    assert (ids[:3, :3] == 0).all() and len(np.unique(ids)) == 6    # partial blocks at the edges count
+
+
+def test_split_label_array_is_the_raster_split(scene, tmp_path):
+    tr, te = tmp_path / "train.tif", tmp_path / "test.tif"
+    info = split_labels(scene["labels"], str(tr), str(te), block=24, test_fraction=0.4, seed=5, buffer=1)
+    with rasterio.open(scene["labels"]) as src:
+        dense = src.read(1)
+    train, test, info_array = split_label_array(dense, block=24, test_fraction=0.4, seed=5, buffer=1)
+    assert info_array == info and train.dtype == test.dtype == dense.dtype
+    with rasterio.open(tr) as src:
+        assert np.array_equal(src.read(1), train)
+    with rasterio.open(te) as src:
+        assert np.array_equal(src.read(1), test)
+    chosen = choose_test_blocks(dense, block=24, test_fraction=0.4, seed=5)
+    assert np.array_equal(chosen.ids, block_ids(dense.shape, 24))
+    assert chosen.is_test[chosen.used].sum() == info["test_blocks"] and chosen.classes == list(range(1, 7))
+    # test pixels lie only in test blocks, train pixels only in the others
+    assert chosen.is_test[chosen.ids[test > 0]].all() and not chosen.is_test[chosen.ids[train > 0]].any()
+
+
+def test_split_moves_a_block_so_that_every_class_is_on_both_sides():
+    labels = np.ones((16, 16), np.uint8)
+    labels[0, 0] = labels[0, 8] = 2     # class 2 in two of the four 8 x 8 blocks
+    for seed in range(10):              # the shuffle alone puts both on one side for some of these seeds
+        train, test, info = split_label_array(labels, block=8, test_fraction=0.5, seed=seed)
+        assert info["train"][2] == info["test"][2] == 1, seed
+        assert info["train"][1] > 0 and info["test"][1] > 0
+        assert info["train_blocks"] + info["test_blocks"] == 4
 
 
 def test_synth_does_not_import_torch():
