@@ -13,17 +13,17 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal python3-pytest python3-mock python3-pytestqt python3-venv
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup setup-backend setup-qgis test test-backend test-plugin demo bench pretrain evaluate-generic package validate clean
+.PHONY: setup setup-backend setup-qgis lint test test-backend test-plugin demo bench pretrain evaluate-generic package validate clean
 
 setup: setup-backend setup-qgis
 
 # The backend venv. On a machine with an NVIDIA GPU (nvidia-smi answers) the GPU extras are added;
 # torch stays pinned in the same pip command so pip never swaps the build behind our back.
 setup-backend: $(STAMPS)/backend
-$(STAMPS)/backend: backend/requirements.txt backend/requirements-gpu.txt backend/requirements-bench.txt
+$(STAMPS)/backend: backend/requirements.txt backend/requirements-gpu.txt backend/requirements-bench.txt backend/requirements-dev.txt
 	@mkdir -p $(STAMPS)
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --disable-pip-version-check -r backend/requirements.txt -r backend/requirements-bench.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r backend/requirements.txt -r backend/requirements-bench.txt -r backend/requirements-dev.txt
 	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
 	  $(VPY) -m pip install --quiet --disable-pip-version-check -r backend/requirements.txt -r backend/requirements-gpu.txt \
 	    || echo "mamba-ssm did not install: the CPU selective scan will be used on the GPU too"; fi
@@ -40,7 +40,11 @@ $(STAMPS)/qgis:
 	$(QPY) -m pip install --quiet --disable-pip-version-check pytest-qgis
 	touch $@
 
-test: test-backend test-plugin
+test: lint test-backend test-plugin
+
+# ruff.toml says what is checked; fast (under a second), so it runs first and fails early.
+lint: $(STAMPS)/backend
+	$(VENV)/bin/ruff check .
 
 test-backend: $(STAMPS)/backend
 	$(VPY) -m pytest -q tests/backend

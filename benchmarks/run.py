@@ -59,8 +59,7 @@ def machine():
 def scene_with_model(work, size, bands, arch, seed=3):
     """A synthetic HSI (`bands`) + DSM scene and an untrained package of `arch` for it: speed does not
     depend on what the weights learned."""
-    from backend.engine import modalities
-    from backend.engine import package
+    from backend.engine import modalities, package
     from backend.synth.labels import sample_labels
     from backend.synth.scene import generate_scene
     from backend.training.train import set_normalisation
@@ -100,10 +99,10 @@ def dense_pixels_per_second(scene, model, work, device, repeats):
 
 def patch_pixels_per_second(scene, model, device, n_pixels, patch=11, batch=128, repeats=3):
     """The patch-per-pixel way most papers classify: every pixel's 11×11 neighbourhood is a sample."""
-    from backend.engine import modalities
-    from backend.engine import package
-    from backend.manifest import read_manifest
     from rasterio.windows import Window
+
+    from backend.engine import modalities, package
+    from backend.manifest import read_manifest
     with modalities.open_modalities(scene["hsi"], [scene["dsm"]], read_manifest(model)["modalities"]) as (ref, readers):
         arrays = [r.read(Window(0, 0, ref.width, ref.height))[0] for r in readers]
     _, net = package.load_model(model, device)
@@ -124,10 +123,11 @@ def patch_pixels_per_second(scene, model, device, n_pixels, patch=11, batch=128,
 
 
 def random_forest_pixels_per_second(scene, sparse, repeats):
-    from backend.engine import modalities
-    from backend.io.labels import load_labels
     from rasterio.windows import Window
     from sklearn.ensemble import RandomForestClassifier
+
+    from backend.engine import modalities
+    from backend.io.labels import load_labels
     with modalities.open_modalities(scene["hsi"], [scene["dsm"]]) as (ref, readers):
         for r in readers:
             r.mean = np.zeros(r.n_inputs, np.float32)
@@ -144,6 +144,7 @@ def random_forest_pixels_per_second(scene, sparse, repeats):
 
 def bench_scan(repeats):
     from scan_speed import loop_unbind, make, run
+
     from backend.nets.scan import selective_scan_cpu, selective_scan_reference
     ts = make(64, 128, 256, 16)
     # Ours and the per-step loop alternate, repeat after repeat (each run is well under a second): a
@@ -167,6 +168,7 @@ def bench_scan(repeats):
 
 def bench_train(work, size, archs):
     import subprocess
+
     from backend.synth.labels import sample_labels
     from backend.synth.scene import generate_scene
     scene = generate_scene(os.path.join(work, "train300"), seed=7, height=size, width=size)

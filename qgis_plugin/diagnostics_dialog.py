@@ -1,8 +1,15 @@
 """LandFuse ▸ Diagnostics: runs `python -m backend diagnostics` in a task, shows it, copies it."""
 
 from qgis.core import QgsApplication
-from qgis.PyQt.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QPushButton,
-                                 QVBoxLayout)
+from qgis.PyQt.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+)
 
 from . import backend_env
 from .diagnostics import format_report

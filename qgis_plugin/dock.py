@@ -8,15 +8,29 @@ from typing import Optional
 from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsProject
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, pyqtSignal
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                                 QListWidget, QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox,
-                                 QVBoxLayout, QWidget)
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from . import backend_env
 from .backend_api import LandFuseError, read_manifest, summarize
+from .dock_settings import DockSettings
 from .errors import NO_BACKEND, PREFLIGHT, BackendError
 from .models import hub, list_models, load_entry, register_model_folder
-from .dock_settings import DockSettings
 from .params import DEVICES
 from .preflight import Preflight, check_inputs, check_output_file
 from .runner import BackendCall, BackendTask

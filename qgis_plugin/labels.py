@@ -11,9 +11,23 @@
 
 import os
 
-from qgis.core import (NULL, QgsCategorizedSymbolRenderer, QgsCoordinateTransform, QgsCsException,
-                       QgsEditorWidgetSetup, QgsFeature, QgsField, QgsFields, QgsFillSymbol, QgsMarkerSymbol,
-                       QgsProject, QgsRendererCategory, QgsVectorFileWriter, QgsVectorLayer, QgsWkbTypes)
+from qgis.core import (
+    NULL,
+    QgsCategorizedSymbolRenderer,
+    QgsCoordinateTransform,
+    QgsCsException,
+    QgsEditorWidgetSetup,
+    QgsFeature,
+    QgsField,
+    QgsFields,
+    QgsFillSymbol,
+    QgsMarkerSymbol,
+    QgsProject,
+    QgsRendererCategory,
+    QgsVectorFileWriter,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
 

@@ -5,8 +5,7 @@ import os
 
 from qgis.core import QgsProject
 from qgis.gui import QgsFileWidget, QgsProjectionSelectionWidget
-from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QMessageBox,
-                                 QVBoxLayout)
+from qgis.PyQt.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QMessageBox, QVBoxLayout
 
 from .labels import create_labelling_layer, new_class_table
 from .models import list_models, load_entry

@@ -10,8 +10,14 @@ HSI; the output folder must be writable.
 import os
 import tempfile
 
-from qgis.core import (QgsCoordinateTransform, QgsCsException, QgsMapLayerType, QgsProject,
-                       QgsRasterLayer, QgsVectorLayer)
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsCsException,
+    QgsMapLayerType,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 
 
 class Preflight:

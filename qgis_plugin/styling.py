@@ -6,8 +6,14 @@ The legend is built from the class table the backend returns (value, name, colou
 
 import os
 
-from qgis.core import (QgsContrastEnhancement, QgsLayerTreeLayer, QgsPalettedRasterRenderer, QgsProject,
-                       QgsRasterLayer, QgsSingleBandGrayRenderer)
+from qgis.core import (
+    QgsContrastEnhancement,
+    QgsLayerTreeLayer,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSingleBandGrayRenderer,
+)
 from qgis.PyQt.QtGui import QColor
 
 

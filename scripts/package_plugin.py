@@ -21,8 +21,7 @@ def version():
 
 
 def files_to_pack():
-    for name in INCLUDE_FILES:
-        yield name
+    yield from INCLUDE_FILES
     for top in INCLUDE_DIRS:
         for folder, dirs, files in os.walk(os.path.join(REPO, top)):
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))

@@ -6,11 +6,11 @@ import numpy as np
 
 from backend.engine import device as devices
 from backend.engine import modalities
-from backend.io import output
 from backend.engine.package import load_model
-from backend.protocol import DEFAULT_TILE_SIZE
-from backend.manifest import read_manifest
 from backend.engine.tiles import batches, count_tiles, iter_tiles
+from backend.io import output
+from backend.manifest import read_manifest
+from backend.protocol import DEFAULT_TILE_SIZE
 
 # 512 px windows (DEFAULT_TILE_SIZE): the halo (recomputed context around every window, 32 px each side
 # for m3amba) costs 1.27x the core pixels at 512 px but 1.56x at 256 px. A batch holds about BATCH_PIXELS

@@ -49,7 +49,7 @@ def release_free_host_memory():
         trim(0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _libc_function(name):
     # Looked up once per name: find_library runs `ldconfig -p` (~1.6 ms), and the release runs per window.
     try:

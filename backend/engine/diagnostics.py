@@ -23,6 +23,7 @@ def collect():
     import rasterio
     import safetensors
     import torch
+
     from backend import __version__
     from backend.protocol import PROTOCOL_VERSION
     report = {

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backend.engine import canonical
-
 from backend.io import rasters
 from backend.protocol import ErrorCode, LandFuseError
 

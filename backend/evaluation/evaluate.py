@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
+from backend.evaluation.metrics import confusion_matrix, summarize_confusion
 from backend.io import rasters
 from backend.io.labels import class_table_of, load_labels
-from backend.evaluation.metrics import confusion_matrix, summarize_confusion
 from backend.io.output import check_writable
 from backend.io.report import render_html
 

@@ -112,7 +112,7 @@ class CLIPVisual(nn.Module):
         return dict(state)
 
     @classmethod
-    def from_state_dict(cls, state: dict, quick_gelu: bool = True) -> "CLIPVisual":
+    def from_state_dict(cls, state: dict, quick_gelu: bool = True) -> CLIPVisual:
         sd = cls._strip(state)
         try:
             conv = sd["conv1.weight"]
@@ -142,7 +142,7 @@ class CLIPVisual(nn.Module):
         return model
 
     @classmethod
-    def from_file(cls, path: str, quick_gelu: bool = True) -> "CLIPVisual":
+    def from_file(cls, path: str, quick_gelu: bool = True) -> CLIPVisual:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"CLIP checkpoint not found: {path}")
         if not path.endswith(".safetensors"):

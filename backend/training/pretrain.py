@@ -17,10 +17,7 @@ import time
 import numpy as np
 
 from backend import nets
-
-from backend.engine import canonical
-
-from backend.engine import modalities
+from backend.engine import canonical, modalities
 from backend.engine import device as devices
 from backend.engine.package import save_package, sha256_file
 from backend.protocol import ErrorCode, LandFuseError
@@ -166,6 +163,7 @@ def run_pretraining(config: PretrainConfig, events) -> dict:
 
 def _versions():
     from importlib import metadata
+
     import torch
     out = {"torch": torch.__version__, "numpy": np.__version__}
     for pkg in ("scipy", "rasterio", "earthlib"):

@@ -1,9 +1,15 @@
 """landfuse:assess_accuracy — a class raster against reference labels: OA, AA, κ, per class,
 confusion matrix, as an HTML report (shown in Processing's Results Viewer) and JSON."""
 
-from qgis.core import (QgsProcessing, QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterField, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorLayer)
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
+)
 
 from ..labels import CLASS_FIELD
 from ..params import EvaluateParams

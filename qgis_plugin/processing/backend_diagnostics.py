@@ -2,7 +2,7 @@
 
 import json
 
-from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterFileDestination)
+from qgis.core import QgsProcessingOutputString, QgsProcessingParameterFileDestination
 
 from .. import backend_env
 from ..diagnostics import format_report

@@ -2,15 +2,32 @@
 
 import os
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterDefinition, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+)
 
 from ..backend_api import DEFAULT_TILE_SIZE
 from ..params import ClassifyParams
 from ..preflight import check_inputs
 from . import keys
-from .common import (ClassStyler, ConfidenceStyler, LandFuseAlgorithm, add_device, add_hsi_and_aux, add_model_folder,
-                     check_model_folder, device_choice, hsi_and_aux, layer_paths, style_on_load, tr)
+from .common import (
+    ClassStyler,
+    ConfidenceStyler,
+    LandFuseAlgorithm,
+    add_device,
+    add_hsi_and_aux,
+    add_model_folder,
+    check_model_folder,
+    device_choice,
+    hsi_and_aux,
+    layer_paths,
+    style_on_load,
+    tr,
+)
 
 
 class ClassifyRaster(LandFuseAlgorithm):

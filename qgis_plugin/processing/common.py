@@ -5,11 +5,22 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsMapLayer, QgsProcessing, QgsProcessingAlgorithm,
-                       QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback,
-                       QgsProcessingLayerPostProcessorInterface, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterMultipleLayers,
-                       QgsProcessingParameterRasterLayer, QgsRasterLayer, QgsVectorLayer)
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsMapLayer,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 

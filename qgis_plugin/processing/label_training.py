@@ -4,19 +4,40 @@ architecture, or a model package) and builds its own job dataclass."""
 
 from typing import Optional, Tuple
 
-from qgis.core import (QgsProcessing, QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback,
-                       QgsProcessingOutputNumber, QgsProcessingParameterDefinition, QgsProcessingParameterField,
-                       QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString,
-                       QgsProcessingParameterVectorLayer, QgsRasterLayer)
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
+    QgsRasterLayer,
+)
 
 from ..labels import CLASS_FIELD
 from ..models import register_model_folder
 from ..params import DEFAULT_TRAIN_TILE_SIZE, LabelTrainingParams
 from ..preflight import Preflight, check_inputs, check_labels, check_output_folder, raster_path
 from . import keys
-from .common import (LandFuseAlgorithm, Parameters, add_device, add_hsi_and_aux, device_choice, export_vector_labels,
-                     hsi_and_aux, layer_paths, optional_raster, optional_vector, tr)
+from .common import (
+    LandFuseAlgorithm,
+    Parameters,
+    add_device,
+    add_hsi_and_aux,
+    device_choice,
+    export_vector_labels,
+    hsi_and_aux,
+    layer_paths,
+    optional_raster,
+    optional_vector,
+    tr,
+)
 
 
 class LabelTrainingAlgorithm(LandFuseAlgorithm):

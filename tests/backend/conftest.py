@@ -38,6 +38,7 @@ def write_raster(path, data, crs="EPSG:32633", transform=None, nodata=None, band
 
 def make_package(out_dir, modality_bands, classes=None, arch="tiny", seed=0, halo=8, mean=0.0, std=1.0, **extra):
     import torch
+
     from backend import nets
     from backend.engine import package
     torch.manual_seed(seed)

@@ -114,6 +114,7 @@ def make_executable(path, text):
 def wait_for(predicate, timeout_s=30.0):
     """Spin the Qt event loop until predicate() is true (tasks finish on the main thread)."""
     import time
+
     from qgis.core import QgsApplication
     deadline = time.monotonic() + timeout_s
     while not predicate():

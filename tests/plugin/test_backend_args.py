@@ -12,12 +12,19 @@ import subprocess
 import sys
 
 import pytest
-from qgis.core import (QgsApplication, QgsFeature, QgsGeometry, QgsProcessingContext, QgsProcessingFeedback,
-                       QgsProject, QgsRasterLayer, QgsVectorLayer)
-
 from landfuse.qgis_plugin.backend_api import DEFAULT_TILE_SIZE
 from landfuse.qgis_plugin.models import default_model_dir
 from landfuse.qgis_plugin.processing.common import LandFuseAlgorithm
+from qgis.core import (
+    QgsApplication,
+    QgsFeature,
+    QgsGeometry,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 from scenes import label_polygons_wkt, make_scene, write_raster
 
 # A label GeoPackage exported to a fresh temporary folder: its path differs on every run.
@@ -234,6 +241,7 @@ def test_processing_parameters_unchanged(registry):
 def _parsed_by_backend(backend_python, argv):
     """The real backend's argparse namespace for `argv` (backend/cli.py imports no torch)."""
     import json
+
     from conftest import ROOT
     from landfuse.qgis_plugin.backend_launch import clean_environment
     code = ("import json, sys\nfrom backend.cli import build_parser\n"

@@ -4,12 +4,22 @@ import os
 import sys
 
 import pytest
-from qgis.core import QgsApplication
-
 from conftest import make_executable, wait_for
 from landfuse.qgis_plugin import backend_env
-from landfuse.qgis_plugin.backend_env import (CPU, CUDA, EnvInstallTask, Step, env_state, find_backend_python,
-                                              install_plan, read_stamp, requirements_hash, venv_python, write_stamp)
+from landfuse.qgis_plugin.backend_env import (
+    CPU,
+    CUDA,
+    EnvInstallTask,
+    Step,
+    env_state,
+    find_backend_python,
+    install_plan,
+    read_stamp,
+    requirements_hash,
+    venv_python,
+    write_stamp,
+)
+from qgis.core import QgsApplication
 
 
 @pytest.fixture

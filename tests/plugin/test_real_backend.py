@@ -10,17 +10,27 @@ import time
 from pathlib import Path
 
 import pytest
-from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem,
-                       QgsCoordinateTransform, QgsFeature, QgsGeometry, QgsMapRendererParallelJob, QgsMapSettings,
-                       QgsPalettedRasterRenderer, QgsProcessingContext, QgsProcessingException,
-                       QgsProject, QgsRasterLayer, QgsVectorLayer)
-from qgis.PyQt.QtCore import QSize
-
 from conftest import ROOT, SHARED_DATA, wait_for
 from landfuse.qgis_plugin import backend_env, models
 from landfuse.qgis_plugin.errors import CRASHED
 from landfuse.qgis_plugin.labels import categorized_renderer
 from landfuse.qgis_plugin.runner import BackendCall, BackendTask
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsGeometry,
+    QgsMapRendererParallelJob,
+    QgsMapSettings,
+    QgsPalettedRasterRenderer,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QSize
 from scenes import label_polygons_wkt, make_scene, write_raster
 
 CLASS_TABLE = [{"value": 1, "name": "meadow", "color": "#7fc97f"}, {"value": 2, "name": "roofs", "color": "#f0027f"},
@@ -270,8 +280,8 @@ def test_dock_driven_like_a_person(qgis_iface, qgis_new_project, trained_model, 
 
 
 def test_dock_preflight_refuses(qgis_iface, qgis_new_project, trained_model, scene, tmp_path):
-    from qgis.core import Qgis
     from landfuse.qgis_plugin.dock import LandFuseDock
+    from qgis.core import Qgis
     wrong = QgsRasterLayer(make_scene(tmp_path, bands=5)["hsi"], "wrong", "gdal")
     QgsProject.instance().addMapLayer(wrong)
     dock = LandFuseDock(qgis_iface)
@@ -354,8 +364,13 @@ def test_qgis_process_command_line(trained_model, scene, tmp_path):
 
 def test_classify_then_assess_as_a_graphical_model(processing_mod, trained_model, scene, tmp_path):
     """The algorithms chain in a Processing model (what the graphical modeler builds and runs)."""
-    from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
-                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource)
+    from qgis.core import (
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+    )
     static = QgsProcessingModelChildParameterSource.fromStaticValue
     model = QgsProcessingModelAlgorithm("classify and assess", "landfuse tests")
     classify = QgsProcessingModelChildAlgorithm("landfuse:classify_raster")

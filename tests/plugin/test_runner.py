@@ -6,13 +6,12 @@ import threading
 import time
 
 import pytest
-from qgis.core import QgsApplication, QgsProcessingFeedback
-
 from conftest import wait_for
 from landfuse.qgis_plugin import errors
 from landfuse.qgis_plugin.backend_api import ErrorCode
 from landfuse.qgis_plugin.errors import BackendError
-from landfuse.qgis_plugin.runner import (BackendTask, EventCollector, run_blocking_process, run_subprocess)
+from landfuse.qgis_plugin.runner import BackendTask, EventCollector, run_blocking_process, run_subprocess
+from qgis.core import QgsApplication, QgsProcessingFeedback
 
 
 def test_events_progress_log_result(fake_backend):

@@ -4,14 +4,26 @@ import os
 import random
 
 import pytest
-from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateReferenceSystem, QgsFeature, QgsGeometry,
-                       QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsSingleBandGrayRenderer,
-                       QgsVectorLayer)
-
-from landfuse.qgis_plugin.labels import (class_field_of, class_table_from_style, create_labelling_layer,
-                                         export_labels, new_class_table)
+from landfuse.qgis_plugin.labels import (
+    class_field_of,
+    class_table_from_style,
+    create_labelling_layer,
+    export_labels,
+    new_class_table,
+)
 from landfuse.qgis_plugin.labels_dialog import class_table_for
 from landfuse.qgis_plugin.styling import add_result_layers, apply_class_style, renderer_classes
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsGeometry,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSingleBandGrayRenderer,
+    QgsVectorLayer,
+)
 from scenes import label_polygons_wkt, make_scene
 
 TABLE = [{"value": 1, "name": "water", "color": "#1f78b4"}, {"value": 2, "name": "trees", "color": "#33a02c"},

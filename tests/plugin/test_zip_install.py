@@ -25,7 +25,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 PLUGIN = "landfuse"

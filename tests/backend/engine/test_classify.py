@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
-from rasterio.warp import calculate_default_transform, reproject, Resampling
+from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from backend.engine.classify import classify
 from backend.protocol import EventWriter, LandFuseError
@@ -96,8 +96,9 @@ def test_wrong_number_of_aux_rasters(scene, tmp_path):
 
 
 def test_aux_on_another_crs_and_resolution_is_aligned_onto_the_hsi_grid(tmp_path):
-    from backend.engine.modalities import open_modalities
     from rasterio.windows import Window
+
+    from backend.engine.modalities import open_modalities
     yy, xx = np.mgrid[0:120, 0:100]
     hsi = np.stack([np.sin(xx / 9.0) + np.cos(yy / 7.0)] * 3).astype(np.float32)
     hsi_path = write_raster(tmp_path / "h.tif", hsi, crs="EPSG:32633", transform=from_origin(389000, 5819000, 2, 2))

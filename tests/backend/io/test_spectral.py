@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from backend.protocol import LandFuseError
 from backend.io.spectral import band_wavelengths, parse_wavelength_list, require_wavelengths
+from backend.protocol import LandFuseError
 from tests.backend.conftest import SHARED_DATA, needs_shared, write_raster
 
 

@@ -104,6 +104,7 @@ def test_local_mean_equals_clipped_average_pooling(shape):
     """The running-sum box mean gives what avg_pool2d(count_include_pad=False) gives, tiles smaller
     than the box included."""
     import torch.nn.functional as F
+
     from backend.nets.bdgf import local_mean
     x = torch.randn(*shape, dtype=torch.float64)
     expected = F.avg_pool2d(x, 15, stride=1, padding=7, count_include_pad=False)

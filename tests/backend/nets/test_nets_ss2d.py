@@ -1,7 +1,7 @@
 import torch
 
 from backend.nets.scan import selective_scan_reference
-from backend.nets.ss2d import CrossSS2D, CrossSS2DBlock, SS2D, SS2DBlock, cross_merge, cross_scan
+from backend.nets.ss2d import SS2D, CrossSS2D, CrossSS2DBlock, SS2DBlock, cross_merge, cross_scan
 
 
 def test_cross_scan_routes_and_merge():
