@@ -18,7 +18,14 @@ Features per pixel (n_features = 2 × bins + 1):
   coverage mask                    1 where the sensor measures the bin
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Tuple
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 GRID_START_NM, GRID_STOP_NM, GRID_STEP_NM = 400.0, 2500.0, 20.0
 GRID_NM = np.arange(GRID_START_NM, GRID_STOP_NM + 1e-6, GRID_STEP_NM)
@@ -33,7 +40,7 @@ BRIGHTNESS_NM = (450.0, 900.0)
 MIN_BRIGHTNESS = 1e-3
 
 
-def resampling(centres_nm, good=None):
+def resampling(centres_nm: ArrayLike, good: Optional[ArrayLike] = None) -> Tuple[np.ndarray, np.ndarray]:
     """(weights (N_BINS, n_bands) float32, covered (N_BINS,) bool) for a sensor's band centres.
 
     `good` (n_bands,) bool marks usable bands; bad bands get zero weight everywhere.
@@ -64,13 +71,13 @@ def resampling(centres_nm, good=None):
 MIN_TRAINED_COVERAGE = 0.01
 
 
-def restrict_to_trained(covered, trained_coverage):
+def restrict_to_trained(covered: np.ndarray, trained_coverage: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
     """`covered` minus the bins the model (almost) never saw measured; returns (covered, dropped bins nm)."""
     trained = np.asarray(trained_coverage, np.float64) >= MIN_TRAINED_COVERAGE
     return covered & trained, GRID_NM[covered & ~trained]
 
 
-def features(bins, covered):
+def features(bins: np.ndarray, covered: ArrayLike) -> np.ndarray:
     """Canonical bins (N_BINS, ...) → features (N_FEATURES, ...) float32 (see the module docstring)."""
     covered = np.asarray(covered, bool)
     core = covered & (GRID_NM >= BRIGHTNESS_NM[0]) & (GRID_NM <= BRIGHTNESS_NM[1])
@@ -86,7 +93,7 @@ def features(bins, covered):
     return out
 
 
-def band_features(data, weights, covered):
+def band_features(data: np.ndarray, weights: np.ndarray, covered: ArrayLike) -> np.ndarray:
     """Sensor bands (n_bands, h, w) reflectance → features (N_FEATURES, h, w) float32."""
     n = data.shape[0]
     bins = (weights @ data.reshape(n, -1)).reshape((N_BINS,) + data.shape[1:])

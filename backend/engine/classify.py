@@ -1,6 +1,9 @@
 """`classify`: rasters in, land-cover GeoTIFF (+ legend, + confidence) out, window by window."""
 
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -12,17 +15,25 @@ from backend.io import output
 from backend.manifest import read_manifest
 from backend.protocol import DEFAULT_TILE_SIZE
 
+if TYPE_CHECKING:
+    import torch
+
+    from backend.engine.modalities import AbsentReader, ModalityReader, SpectralReader
+    from backend.engine.tiles import Tile
+    from backend.protocol import EventWriter, NestedEvents
+
 # 512 px windows (DEFAULT_TILE_SIZE): the halo (recomputed context around every window, 32 px each side
 # for m3amba) costs 1.27x the core pixels at 512 px but 1.56x at 256 px. A batch holds about BATCH_PIXELS
 # core pixels, so peak memory does not grow with the window size the user picks.
 BATCH_PIXELS = 4 * 256 * 256
 
 
-def default_batch_size(tile_size):
+def default_batch_size(tile_size: int) -> int:
     return max(1, round(BATCH_PIXELS / (tile_size * tile_size)))
 
 
-def predict_tiles(net, readers, tile_batch, device):
+def predict_tiles(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, AbsentReader, SpectralReader]],
+                  tile_batch: Sequence[Tile], device: Union[str, torch.device]) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Run one batch of tiles → list of (classes index block, confidence block, valid block) per tile."""
     import torch
     # One preallocated array per modality for the whole batch: stacking per-tile blocks afterwards
@@ -48,8 +59,9 @@ def predict_tiles(net, readers, tile_batch, device):
     return results
 
 
-def classify(hsi, aux, model_dir, out, events, confidence=None, device="auto",
-             tile_size=DEFAULT_TILE_SIZE, batch_size=None, wavelengths=None):
+def classify(hsi: str, aux: Optional[Sequence[str]], model_dir: str, out: str, events: Union[EventWriter, NestedEvents],
+             confidence: Optional[str] = None, device: Optional[str] = "auto", tile_size: int = DEFAULT_TILE_SIZE,
+             batch_size: Optional[int] = None, wavelengths: Optional[Sequence[float]] = None) -> Dict[str, Any]:
     started = time.perf_counter()
     batch_size = batch_size or default_batch_size(tile_size)
     output.check_writable(out)

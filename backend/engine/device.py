@@ -1,6 +1,8 @@
 """Choosing the torch device, the host allocator's policy, and catching out-of-memory in a way the
 user can act on."""
 
+from __future__ import annotations
+
 import ctypes
 import ctypes.util
 import functools
@@ -8,13 +10,17 @@ import sys
 
 from backend.protocol import ErrorCode, LandFuseError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Optional
+
 # glibc's mallopt parameters (malloc.h) and the size below which big buffers come from the heap.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 HEAP_REUSE_BYTES = 1 << 30
 _allocator_tuned = False
 
 
-def tune_host_allocator():
+def tune_host_allocator() -> None:
     """Let glibc reuse freed feature maps instead of returning them to the kernel (Linux only).
 
     A 32-channel float map of a 512 px window is ~34 MB, above glibc's largest mmap threshold (32 MB):
@@ -34,7 +40,7 @@ def tune_host_allocator():
         mallopt(_M_TRIM_THRESHOLD, HEAP_REUSE_BYTES)
 
 
-def release_free_host_memory():
+def release_free_host_memory() -> None:
     """Hand the heap's free pages back to the kernel (glibc's malloc_trim; a no-op elsewhere).
 
     Called between inference windows. With the tuned allocator nothing is ever returned, and GDAL's
@@ -58,7 +64,7 @@ def _libc_function(name):
         return None
 
 
-def resolve_device(requested):
+def resolve_device(requested: Optional[str]) -> str:
     import torch
     requested = (requested or "auto").lower()
     if requested == "auto":
@@ -74,7 +80,7 @@ def resolve_device(requested):
     raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"Unknown device {requested!r}: use auto, cpu or cuda.")
 
 
-def is_out_of_memory(exc):
+def is_out_of_memory(exc: BaseException) -> bool:
     import torch
     if isinstance(exc, MemoryError) or isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
         return True
@@ -83,7 +89,7 @@ def is_out_of_memory(exc):
                                               or "failed to allocate" in text)
 
 
-def out_of_memory_error(tile_size):
+def out_of_memory_error(tile_size: int) -> LandFuseError:
     return LandFuseError(ErrorCode.OUT_OF_MEMORY,
                          f"Ran out of memory while classifying windows of {tile_size}×{tile_size} pixels.",
                          f"Try a smaller --tile-size (e.g. {max(32, tile_size // 2)}) or --batch-size 1, "

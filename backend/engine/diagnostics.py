@@ -1,8 +1,14 @@
 """`diagnostics`: what a bug report needs — versions, device, CUDA, memory."""
 
+from __future__ import annotations
+
 import os
 import platform
 import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any, Dict
 
 
 def _meminfo():
@@ -18,7 +24,7 @@ def _meminfo():
     return {"total_bytes": info.get("MemTotal"), "available_bytes": info.get("MemAvailable")}
 
 
-def collect():
+def collect() -> Dict[str, Any]:
     import numpy
     import rasterio
     import safetensors

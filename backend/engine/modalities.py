@@ -5,16 +5,23 @@ the bands that are bad in this particular raster (filled with the training mean,
 normalisation, so a few broken bands never blank the map), and the normalisation stats.
 """
 
+from __future__ import annotations
+
 import contextlib
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
 from backend.engine import canonical
 from backend.io import rasters
 from backend.protocol import ErrorCode, LandFuseError
+
+if TYPE_CHECKING:
+    from rasterio.io import DatasetReader
+    from rasterio.windows import Window
 
 # A value-scale ratio beyond this factor between the input and the training data means the raster
 # stores reflectance with another scale (×1 vs ×100 vs ×10000): rescale by the nearest power of ten.
@@ -42,7 +49,7 @@ class ModalityReader:
     used_bands: list = field(default_factory=list)  # 1-based raster bands the model's inputs map to
     presence: bool = False     # optional modality: one more input channel, 1 where the raster is there
 
-    def read(self, window):
+    def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
         """Normalised input block (n_inputs, h, w) and pixel validity (h, w) for a window."""
         if self.presence:
             block, pixel_valid = self._read_bands(window)
@@ -81,7 +88,7 @@ class AbsentReader:
     read_bands: list = field(default_factory=list)
     used_bands: list = field(default_factory=list)
 
-    def read(self, window):
+    def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
         shape = (int(window.height), int(window.width))
         return np.zeros((self.n_inputs,) + shape, np.float32), np.ones(shape, bool)
 
@@ -104,10 +111,10 @@ class SpectralReader:
     used_bands: list = field(default_factory=list)
 
     @property
-    def n_inputs(self):
+    def n_inputs(self) -> int:
         return canonical.N_FEATURES
 
-    def read(self, window):
+    def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
         data, valid = rasters.read_window(self.ds, self.read_bands, window)
         if self.scale != 1.0:
             data *= self.scale
@@ -121,7 +128,8 @@ class SpectralReader:
         return feats, pixel_valid
 
 
-def detect_scale(spec, src, read_bands, name, log):
+def detect_scale(spec: Mapping[str, Any], src: DatasetReader, read_bands: Sequence[int], name: str,
+                 log: Callable[..., None]) -> float:
     """The factor that brings this raster's values to the scale the model was trained on."""
     trained = spec.get("typical_magnitude")
     if not trained:
@@ -169,7 +177,7 @@ def _spectral_reader(spec, path, src, ds, wavelengths, log):
     return reader
 
 
-def good_bands(ds, name, log):
+def good_bands(ds: DatasetReader, name: str, log: Callable[..., None]) -> Tuple[List[int], Set[int]]:
     flagged = rasters.bad_band_flags(ds)
     empty = rasters.empty_bands(ds) - flagged
     if flagged:
@@ -225,7 +233,10 @@ def _reader_for_model(spec, kind, path, src, ds, log):
 
 
 @contextlib.contextmanager
-def open_modalities(hsi_path, aux_paths, specs=None, log=lambda message, level="info": None, wavelengths=None):
+def open_modalities(hsi_path: str, aux_paths: Optional[Sequence[str]], specs: Optional[Sequence[Mapping[str, Any]]] = None,
+                    log: Callable[..., None] = lambda message, level="info": None,
+                    wavelengths: Optional[Sequence[float]] = None,
+                    ) -> Iterator[Tuple[DatasetReader, List[Union[ModalityReader, AbsentReader, SpectralReader]]]]:
     """Open the HSI and each aux (aligned on the HSI grid); yield (hsi dataset, [reader per modality]).
 
     With `specs` (the manifest's modalities) the band layout is checked against the model; without

@@ -1,16 +1,21 @@
 """Model packages on disk: load (validated, hash-checked, never unpickled) and save (atomically)."""
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Tuple, Union
 
 from backend import manifest as mf
 from backend.io.atomic import atomic_dir
 from backend.protocol import ErrorCode, LandFuseError
 
+if TYPE_CHECKING:
+    import torch
 
-def sha256_file(path, chunk=1 << 20):
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -45,7 +50,7 @@ def _refuse_pickles(model_dir, weights_file):
     return path
 
 
-def load_manifest_checked(model_dir):
+def load_manifest_checked(model_dir: str) -> Tuple[Dict[str, Any], str]:
     """Manifest + verified weights path: format, fields, pickles refused, sha256 matched."""
     manifest = mf.read_manifest(model_dir)
     weights_path = _refuse_pickles(model_dir, manifest["weights"]["file"])
@@ -57,7 +62,7 @@ def load_manifest_checked(model_dir):
     return manifest, weights_path
 
 
-def build_network(manifest):
+def build_network(manifest: Mapping[str, Any]) -> torch.nn.Module:
     from backend import nets
     arch = manifest["architecture"]
     # an optional modality carries one more channel: its presence (see modalities.AbsentReader)
@@ -65,7 +70,7 @@ def build_network(manifest):
     return nets.build(arch["name"], arch["params"], bands, len(manifest["classes"]))
 
 
-def load_model(model_dir, device="cpu"):
+def load_model(model_dir: str, device: Union[str, torch.device] = "cpu") -> Tuple[Dict[str, Any], torch.nn.Module]:
     """(manifest, torch module in eval mode on `device`)."""
     import safetensors.torch
     manifest, weights_path = load_manifest_checked(model_dir)

@@ -4,7 +4,10 @@ Each window's core is written to the output; the halo around it (clipped at the 
 the network the context it needs, so seams between windows do not show and memory stays flat.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import Iterable, Iterator, List, Tuple
 
 from rasterio.windows import Window
 
@@ -17,11 +20,11 @@ class Tile:
     col_off: int
 
     @property
-    def read_shape(self):
+    def read_shape(self) -> Tuple[int, int]:
         return int(self.read.height), int(self.read.width)
 
 
-def iter_tiles(height, width, tile_size, halo):
+def iter_tiles(height: int, width: int, tile_size: int, halo: int) -> Iterator[Tile]:
     if tile_size < 1:
         raise ValueError("tile_size must be positive")
     for r in range(0, height, tile_size):
@@ -32,7 +35,7 @@ def iter_tiles(height, width, tile_size, halo):
             yield Tile(Window(c, r, w, h), Window(c0, r0, c1 - c0, r1 - r0), r - r0, c - c0)
 
 
-def batches(tiles, batch_size):
+def batches(tiles: Iterable[Tile], batch_size: int) -> Iterator[List[Tile]]:
     """Group consecutive tiles of equal read shape (they stack into one tensor)."""
     batch = []
     for tile in tiles:
@@ -44,5 +47,5 @@ def batches(tiles, batch_size):
         yield batch
 
 
-def count_tiles(height, width, tile_size):
+def count_tiles(height: int, width: int, tile_size: int) -> int:
     return -(-height // tile_size) * -(-width // tile_size)

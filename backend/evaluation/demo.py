@@ -6,8 +6,11 @@ printed is zero-shot. A scene-specific model (--model models/demo-m3amba, …) g
 of its own sensor with a seed it was not trained on.
 """
 
+from __future__ import annotations
+
 import json
 import os
+from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 import rasterio
 
@@ -15,6 +18,9 @@ from backend.engine.classify import classify
 from backend.evaluation.evaluate import evaluate
 from backend.io.preview import render_preview
 from backend.protocol import ErrorCode, LandFuseError
+
+if TYPE_CHECKING:
+    from backend.protocol import EventWriter, NestedEvents
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_SEED = 2026
@@ -37,7 +43,8 @@ def _real_ingredients():
     return folder is not None and os.path.isdir(folder)
 
 
-def run_demo(out_dir, events, model_dir=None, device="auto"):
+def run_demo(out_dir: str, events: Union[EventWriter, NestedEvents], model_dir: Optional[str] = None,
+             device: Optional[str] = "auto") -> Dict[str, Any]:
     from backend.manifest import read_manifest
     model_dir = model_dir or DEMO_MODEL
     if not os.path.isfile(os.path.join(model_dir, "model.json")):

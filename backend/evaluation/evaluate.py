@@ -4,8 +4,11 @@ Every labelled reference pixel counts once; one the prediction left as nodata (0
 (it appears in the confusion matrix under the column "nodata").
 """
 
+from __future__ import annotations
+
 import json
 import os
+from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 import numpy as np
 
@@ -14,6 +17,9 @@ from backend.io import rasters
 from backend.io.labels import class_table_of, load_labels
 from backend.io.output import check_writable
 from backend.io.report import render_html
+
+if TYPE_CHECKING:
+    from backend.protocol import EventWriter, NestedEvents
 
 NODATA_NAME = "nodata"
 
@@ -25,7 +31,8 @@ def _write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def evaluate(prediction, reference, class_field=None, out_json=None, out_html=None, events=None):
+def evaluate(prediction: str, reference: str, class_field: Optional[str] = None, out_json: Optional[str] = None,
+             out_html: Optional[str] = None, events: Optional[Union[EventWriter, NestedEvents]] = None) -> Dict[str, Any]:
     for path, what in ((out_json, "JSON report"), (out_html, "HTML report")):
         if path:
             check_writable(path, what)

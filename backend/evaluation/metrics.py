@@ -1,15 +1,19 @@
 """Accuracy figures from a confusion matrix (rows = reference, columns = prediction)."""
 
+from __future__ import annotations
+
+from typing import Any, Dict, Sequence
+
 import numpy as np
 
 
-def confusion_matrix(reference, prediction, num_classes):
+def confusion_matrix(reference: np.ndarray, prediction: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts for class indices 0..num_classes-1; every pixel counted once."""
     idx = reference.astype(np.int64) * num_classes + prediction.astype(np.int64)
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def summarize_confusion(cm, names):
+def summarize_confusion(cm: np.ndarray, names: Sequence[str]) -> Dict[str, Any]:
     cm = cm.astype(np.float64)
     total = cm.sum()
     diag = np.diag(cm)

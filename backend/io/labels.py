@@ -1,9 +1,12 @@
 """Training and reference labels: a label raster (0 = unlabelled) or a vector file (polygons or
 points with a class field), brought onto the HSI grid."""
 
+from __future__ import annotations
+
 import json
 import os
 import re
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -12,6 +15,9 @@ from rasterio.warp import reproject
 from backend.io import rasters
 from backend.protocol import ErrorCode, LandFuseError
 
+if TYPE_CHECKING:
+    from rasterio.io import DatasetReader
+
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".sqlite", ".fgb", ".kml")
 # Distinct colours for classes that arrive without one (ColorBrewer-like, readable on a map).
 PALETTE = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#ffff33", "#a65628", "#f781bf",
@@ -19,11 +25,11 @@ PALETTE = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#ffff33", "#a
 CLASS_FIELD_GUESSES = ("class", "classname", "class_name", "label", "landcover", "level_3", "id_class")
 
 
-def default_color(value):
+def default_color(value: int) -> str:
     return PALETTE[(value - 1) % len(PALETTE)]
 
 
-def class_table_of(ds):
+def class_table_of(ds: DatasetReader) -> Dict[int, Dict[str, Any]]:
     """A raster's class table: LandFuse's own tag, else GDAL category names / colour table."""
     tag = ds.tags().get("LANDFUSE_CLASSES")
     if tag:
@@ -159,7 +165,8 @@ def _field_color(column, row):
     return None
 
 
-def load_labels(path, ref, class_field=None, class_table=None):
+def load_labels(path: str, ref: DatasetReader, class_field: Optional[str] = None,
+                class_table: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
     """(labels int32 array on the HSI grid, 0 = unlabelled; class table of the values present)."""
     if not path or not os.path.exists(path):
         raise LandFuseError(ErrorCode.INPUT_NOT_FOUND, f"The label file does not exist: {path}")

@@ -3,9 +3,11 @@ confidence raster, each to a temporary file renamed into place only when complet
 temporaries of backend.io.atomic; `part_path`, `PART_MARK` and `remove_stale_parts` are re-exported
 here for the callers that know them from this module)."""
 
+from __future__ import annotations
+
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -13,6 +15,10 @@ import rasterio
 
 from backend.io.atomic import PART_MARK, discard_part, part_path, remove_stale_parts
 from backend.protocol import ErrorCode, LandFuseError
+
+if TYPE_CHECKING:
+    from rasterio.io import DatasetWriter
+    from rasterio.windows import Window
 
 __all__ = ["PART_MARK", "ClassificationWriter", "check_writable", "class_profile", "hex_to_rgb", "pam_xml",
            "part_path", "qml_paletted", "remove_stale_parts", "sidecar", "write_class_metadata"]
@@ -54,7 +60,7 @@ def class_profile(ref_profile: Mapping[str, Any], dtype: str = "uint8", nodata: 
     return profile
 
 
-def write_class_metadata(dst: Any, classes: List[dict]) -> None:
+def write_class_metadata(dst: DatasetWriter, classes: List[dict]) -> None:
     dst.write_colormap(1, {0: (0, 0, 0, 0), **{c["value"]: hex_to_rgb(c["color"]) + (255,) for c in classes}})
     dst.update_tags(LANDFUSE_CLASSES=json.dumps(classes))
     dst.set_band_description(1, "land cover class")
@@ -119,7 +125,7 @@ class ClassificationWriter:
     `abort` removes every temporary. Nothing ever appears at the final paths before `commit`."""
 
     def __init__(self, out_path: str, ref_profile: Mapping[str, Any], classes: List[dict],
-                 confidence_path: Optional[str] = None):
+                 confidence_path: Optional[str] = None) -> None:
         self.out_path = os.path.abspath(out_path)
         self.confidence_path = os.path.abspath(confidence_path) if confidence_path else None
         self.classes = classes
@@ -134,7 +140,7 @@ class ClassificationWriter:
             self.conf = rasterio.open(self.parts[self.confidence_path], "w",
                                       **class_profile(ref_profile, dtype="float32", nodata=-1.0))
 
-    def write(self, window: Any, classes_block: np.ndarray, confidence_block: Optional[np.ndarray] = None) -> None:
+    def write(self, window: Window, classes_block: np.ndarray, confidence_block: Optional[np.ndarray] = None) -> None:
         self.dst.write(classes_block.astype(np.uint8)[None], window=window)
         if self.conf is not None:
             self.conf.write(confidence_block.astype(np.float32)[None], window=window)

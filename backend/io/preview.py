@@ -1,9 +1,16 @@
 """PNG preview for reports: the image (true-colour composite) beside the class map, with a legend."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from backend.io.output import hex_to_rgb
+
+if TYPE_CHECKING:
+    from rasterio.io import DatasetReader
 
 RGB_NM = (640.0, 550.0, 470.0)
 
@@ -33,7 +40,8 @@ def _stretch(band, valid):
     return (np.where(valid, out, 0) * 255).astype(np.uint8)
 
 
-def render_preview(hsi_ds, class_ds, classes, out_path, max_side=512):
+def render_preview(hsi_ds: DatasetReader, class_ds: DatasetReader, classes: Sequence[Mapping[str, Any]], out_path: str,
+                   max_side: int = 512) -> str:
     """Write `out_path` (PNG) and return it."""
     scale = max(hsi_ds.width, hsi_ds.height) / max_side
     shape = (max(1, int(hsi_ds.height / max(scale, 1))), max(1, int(hsi_ds.width / max(scale, 1))))
@@ -69,7 +77,7 @@ def render_preview(hsi_ds, class_ds, classes, out_path, max_side=512):
     return out_path
 
 
-def preview_files(hsi_path, classes_path, out_path):
+def preview_files(hsi_path: str, classes_path: str, out_path: str) -> str:
     """`preview` command: the class table comes from the map's LANDFUSE_CLASSES tag (classify writes it)."""
     import json
 

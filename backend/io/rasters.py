@@ -5,9 +5,12 @@ bilinear), so a window of any modality is read at the same pixel positions witho
 whole warped raster in memory.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import warnings
+from typing import TYPE_CHECKING, ContextManager, Literal, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import rasterio
@@ -18,6 +21,13 @@ from rasterio.windows import Window
 
 from backend.protocol import ErrorCode, LandFuseError
 
+if TYPE_CHECKING:
+    from rasterio.crs import CRS
+    from rasterio.io import DatasetReader
+
+    # What the functions below read from: a raster as opened, or an aux raster warped onto the HSI grid.
+    Dataset = Union[DatasetReader, WarpedVRT]
+
 # A decimated read of at most this many pixels per side is enough to tell bands that are empty
 # everywhere and to estimate value scale, without reading a whole large raster.
 OVERVIEW_SIDE = 512
@@ -25,7 +35,7 @@ OVERVIEW_CHUNK_BYTES = 64 << 20  # one overview read: whole blocks, every band, 
 MEDIAN_SAMPLE = 1 << 20
 
 
-def gdal_env():
+def gdal_env() -> rasterio.Env:
     """The GDAL settings every backend command runs under (a rasterio.Env context).
 
     GDAL's block cache defaults to 5 % of RAM and fills up as windows stream through, so peak memory
@@ -36,7 +46,7 @@ def gdal_env():
                         GDAL_NUM_THREADS=os.environ.get("LANDFUSE_GDAL_THREADS", "ALL_CPUS"))
 
 
-def open_raster(path, role="input"):
+def open_raster(path: Optional[str], role: str = "input") -> DatasetReader:
     """Open a raster for reading, turning every failure into a typed, readable error."""
     if not path or not os.path.exists(path):
         raise LandFuseError(ErrorCode.INPUT_NOT_FOUND, f"The {role} raster does not exist: {path}",
@@ -59,7 +69,7 @@ def open_raster(path, role="input"):
     return ds
 
 
-def dataset_crs(ds):
+def dataset_crs(ds: Dataset) -> Optional[CRS]:
     """The dataset's CRS, or None when it has none or GDAL cannot make sense of it."""
     try:
         crs = ds.crs
@@ -70,7 +80,7 @@ def dataset_crs(ds):
         return None
 
 
-def is_georeferenced(ds):
+def is_georeferenced(ds: Dataset) -> bool:
     return dataset_crs(ds) is not None and not ds.transform.is_identity
 
 
@@ -78,7 +88,7 @@ def _parse_envi_list(text):
     return [t.strip() for t in text.strip().strip("{}").split(",") if t.strip()]
 
 
-def bad_band_flags(ds):
+def bad_band_flags(ds: Dataset) -> Set[int]:
     """Bands flagged bad in metadata (`bbl` = 0), as a set of 1-based band numbers.
 
     Read from per-band `bbl` items (GeoTIFFs written by EnMAP-Box and others) and from the ENVI
@@ -97,7 +107,7 @@ def bad_band_flags(ds):
     return bad
 
 
-def valid_mask(ds, data, indexes, window=None):
+def valid_mask(ds: Dataset, data: np.ndarray, indexes: Sequence[int], window: Optional[Window] = None) -> np.ndarray:
     """Per-band validity of `data` (bands, rows, cols): GDAL's mask, the nodata value and NaN."""
     valid = values_valid(ds, data)
     if needs_mask_band(ds, indexes):
@@ -105,7 +115,7 @@ def valid_mask(ds, data, indexes, window=None):
     return valid
 
 
-def values_valid(ds, data):
+def values_valid(ds: Dataset, data: np.ndarray) -> np.ndarray:
     """Where `data` is neither NaN/inf nor the raster's nodata value (GDAL's mask aside)."""
     valid = np.isfinite(data)
     if ds.nodata is not None and not np.isnan(ds.nodata):
@@ -113,7 +123,7 @@ def values_valid(ds, data):
     return valid
 
 
-def needs_mask_band(ds, indexes):
+def needs_mask_band(ds: Dataset, indexes: Sequence[int]) -> bool:
     """Whether GDAL's mask says more than the nodata comparison above: an internal mask or an alpha
     band, or per-band nodata values that differ. A mask derived from nodata is computed by decoding
     every block a second time (half of a compressed window's read time), so it is skipped when the
@@ -141,7 +151,7 @@ def _reading(ds):
 _OVERVIEWS = {}
 
 
-def overview(ds, indexes):
+def overview(ds: Dataset, indexes: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
     """A decimated read of the given bands and their validity (computed once per raster and bands)."""
     key = (ds.name, ds.width, ds.height, tuple(indexes))
     if key not in _OVERVIEWS:
@@ -185,14 +195,14 @@ def _overview_unchecked(ds, indexes):
     return data, valid
 
 
-def empty_bands(ds):
+def empty_bands(ds: Dataset) -> Set[int]:
     """1-based bands with no valid pixel in a decimated read (nodata everywhere)."""
     indexes = list(range(1, ds.count + 1))
     _, valid = overview(ds, indexes)
     return {b for b, v in zip(indexes, valid) if not v.any()}
 
 
-def typical_magnitude(ds, indexes):
+def typical_magnitude(ds: Dataset, indexes: Sequence[int]) -> float:
     """Median absolute valid value of the given bands (decimated): tells reflectance ×1 from ×10000."""
     data, valid = overview(ds, indexes)
     # A regular subsample of ~MEDIAN_SAMPLE values: the answer only has to be right within a factor of
@@ -202,14 +212,14 @@ def typical_magnitude(ds, indexes):
     return float(np.median(values)) if values.size else 0.0
 
 
-def low_level(ds, indexes, percentile=2.0):
+def low_level(ds: Dataset, indexes: Sequence[int], percentile: float = 2.0) -> np.ndarray:
     """Per-band low percentile of valid values (decimated): the ground level of a DSM."""
     data, valid = overview(ds, indexes)
     return np.array([np.percentile(d[v], percentile) if v.any() else 0.0 for d, v in zip(data, valid)],
                     dtype=np.float32)
 
 
-def check_overlap(hsi, aux, path):
+def check_overlap(hsi: DatasetReader, aux: DatasetReader, path: str) -> Literal["pixel", "warp"]:
     """Aux must carry a CRS (or both carry none and share the pixel grid) and overlap the HSI."""
     hsi_crs, aux_crs = dataset_crs(hsi), dataset_crs(aux)
     if hsi_crs is None or aux_crs is None:
@@ -235,7 +245,7 @@ def check_overlap(hsi, aux, path):
     return "warp"
 
 
-def aligned_aux(hsi, aux, mode):
+def aligned_aux(hsi: DatasetReader, aux: DatasetReader, mode: str) -> ContextManager[Dataset]:
     """A dataset that reads `aux` on the HSI grid (a WarpedVRT unless both share a bare pixel grid)."""
     if mode == "pixel":
         return contextlib.nullcontext(aux)
@@ -248,13 +258,13 @@ def aligned_aux(hsi, aux, mode):
     return WarpedVRT(aux, **kwargs)
 
 
-def read_window(ds, indexes, window):
+def read_window(ds: Dataset, indexes: Sequence[int], window: Window) -> Tuple[np.ndarray, np.ndarray]:
     """Read bands as float32 plus their per-band validity for a window."""
     with _reading(ds):
         data = ds.read(indexes, window=window).astype(np.float32, copy=False)
         return data, valid_mask(ds, data, indexes, window=window)
 
 
-def full_window(ds):
+def full_window(ds: Dataset) -> Window:
     return Window(0, 0, ds.width, ds.height)
 

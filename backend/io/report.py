@@ -1,7 +1,13 @@
 """HTML accuracy report from `evaluate`'s metrics (pure Python: the plugin may import it too)."""
 
+from __future__ import annotations
+
 import html
 import json
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any, Mapping
 
 
 def _fmt(value, digits=4):
@@ -10,7 +16,8 @@ def _fmt(value, digits=4):
     return html.escape(str(value))
 
 
-def render_html(metrics, title="LandFuse accuracy assessment", prediction="", reference=""):
+def render_html(metrics: Mapping[str, Any], title: str = "LandFuse accuracy assessment", prediction: str = "",
+                reference: str = "") -> str:
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
              f"<title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.8em 0}"

@@ -10,9 +10,17 @@ Conventions read, in order of precedence:
 Values without units are taken as µm when they look like µm (< 30), else nm.
 """
 
+from __future__ import annotations
+
 import re
 
 from backend.protocol import ErrorCode, LandFuseError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence, Tuple
+
+    from rasterio.io import DatasetReader
 
 _UNIT_FACTORS = {"nanometers": 1.0, "nanometer": 1.0, "nm": 1.0, "micrometers": 1000.0, "micrometer": 1000.0,
                  "um": 1000.0, "µm": 1000.0, "microns": 1000.0, "micron": 1000.0,
@@ -82,7 +90,7 @@ def _from_descriptions(ds):
     return (values, None) if values else None
 
 
-def parse_wavelength_list(text):
+def parse_wavelength_list(text: str) -> List[float]:
     """`--wavelengths`: "442.1,450.3,…" (nm, or µm if all < 30) or a text file with one value a line
     (text after '#' is a comment)."""
     import os
@@ -96,7 +104,8 @@ def parse_wavelength_list(text):
     return [v * factor for v in values]
 
 
-def band_wavelengths(ds, override=None):
+def band_wavelengths(ds: DatasetReader, override: Optional[Sequence[float]] = None,
+                     ) -> Tuple[Optional[List[float]], Optional[List[float]], Optional[str]]:
     """(centres_nm, fwhm_nm or None, source) for every band of `ds`; (None, None, None) if unknown."""
     if override is not None:
         if len(override) != ds.count:
@@ -114,7 +123,8 @@ def band_wavelengths(ds, override=None):
     return None, None, None
 
 
-def require_wavelengths(ds, override=None):
+def require_wavelengths(ds: DatasetReader, override: Optional[Sequence[float]] = None,
+                        ) -> Tuple[List[float], Optional[List[float]], str]:
     centres, fwhm, source = band_wavelengths(ds, override)
     if centres is None:
         raise LandFuseError(ErrorCode.WAVELENGTHS_UNKNOWN,
