@@ -13,6 +13,7 @@ import math
 import os
 import shlex
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -87,7 +88,83 @@ def build_training_set(n_scenes, size, seed, log, progress=None, data_dir=None):
     return feats, dsms, targets, valids, used, float(np.median(magnitudes))
 
 
+@dataclass
+class _Normalisation:
+    """Per-channel statistics of the pretraining set; the manifest records them for inference."""
+    f_mean: np.ndarray
+    f_std: np.ndarray
+    coverage: np.ndarray
+    d_mean: np.ndarray
+    d_std: np.ndarray
+
+
+def _normalise_in_place(feats, dsms, valids) -> _Normalisation:
+    """Standardise every scene's features and heights, zero outside valid pixels. In place: the
+    training set is the largest thing in memory."""
+    f_mean, f_std, coverage = feature_stats(feats, valids)
+    d_mean, d_std = _stats(dsms, valids)
+    for f, d in zip(feats, dsms):
+        f -= f_mean[:, None, None]
+        f /= f_std[:, None, None]
+        d -= d_mean[:, None, None]
+        d /= d_std[:, None, None]
+    for f, d, v in zip(feats, dsms, valids):
+        f[:, ~v] = 0.0
+        d[:, ~v] = 0.0
+    return _Normalisation(f_mean, f_std, coverage, d_mean, d_std)
+
+
+class _CropSampler:
+    """Random crops of random scenes, with a random brightness per crop (illumination and unknown
+    radiometric scale) and the DSM dropped from a share of them (the model must do without)."""
+
+    def __init__(self, feats, dsms, targets, norm: _Normalisation, config: PretrainConfig, rng, dev):
+        self.feats, self.dsms, self.targets = feats, dsms, targets
+        self.f_std = norm.f_std
+        self.config, self.rng, self.dev = config, rng, dev
+        self.crop = min(config.crop, config.size)
+
+    def batch(self):
+        import torch
+        rng, crop, size = self.rng, self.crop, self.config.size
+        log_b = canonical.N_BINS   # the log-brightness channel
+        xs, ds, ys = [], [], []
+        for _ in range(self.config.batch):
+            k = int(rng.integers(len(self.feats)))
+            r, c = (int(rng.integers(size - crop + 1)) for _ in range(2))
+            x = self.feats[k][:, r:r + crop, c:c + crop].copy()
+            x[log_b] += math.log10(rng.uniform(*GAIN_RANGE)) / self.f_std[log_b]
+            d = self.dsms[k][:, r:r + crop, c:c + crop]
+            present = rng.random() >= DSM_DROPOUT
+            d = np.concatenate([d, np.full_like(d, 1.0)]) if present else np.zeros((2, crop, crop), np.float32)
+            xs.append(x)
+            ds.append(d)
+            ys.append(self.targets[k][r:r + crop, c:c + crop])
+        xb = [torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ds))]
+        xb, yb = augment_batch(xb, torch.from_numpy(np.stack(ys)), rng, torch)
+        return [x.to(self.dev) for x in xb], yb.to(self.dev)
+
+
+def _optimiser(net, steps: int):
+    """AdamW with a 50-step warm-up into a cosine decay over the fixed step count."""
+    import torch
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    return optimiser, schedule
+
+
+def _require_data_dir() -> str:
+    data_dir = library.shared_data_dir()
+    if data_dir is None:
+        raise LandFuseError(ErrorCode.INPUT_NOT_FOUND, "Pretraining needs the real spectra and maps in ../shared/data.",
+                            "Put the shared data folder beside the repository or set LANDFUSE_SHARED_DATA.")
+    return data_dir
+
+
 def run_pretraining(config: PretrainConfig, events) -> dict:
+    """Render the synthetic set, fit the generic model for a fixed number of steps, write the package.
+    Deterministic for the seed: the order of every random draw below is part of the recipe."""
     import torch
     config.validate()
     started = time.perf_counter()
@@ -98,64 +175,31 @@ def run_pretraining(config: PretrainConfig, events) -> dict:
     out_dir = os.path.abspath(config.out)
     if not os.access(os.path.dirname(out_dir) or ".", os.W_OK):
         raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"Cannot write the model folder here: {out_dir}")
-    data_dir = library.shared_data_dir()
-    if data_dir is None:
-        raise LandFuseError(ErrorCode.INPUT_NOT_FOUND, "Pretraining needs the real spectra and maps in ../shared/data.",
-                            "Put the shared data folder beside the repository or set LANDFUSE_SHARED_DATA.")
+    data_dir = _require_data_dir()
     feats, dsms, targets, valids, used, magnitude = build_training_set(config.scenes, config.size, config.seed, log,
-                                                            events.progress, data_dir)
-    f_mean, f_std, coverage = feature_stats(feats, valids)
-    d_mean, d_std = _stats(dsms, valids)
-    for f, d in zip(feats, dsms):   # normalise in place: the set is the largest thing in memory
-        f -= f_mean[:, None, None]
-        f /= f_std[:, None, None]
-        d -= d_mean[:, None, None]
-        d /= d_std[:, None, None]
-    for f, d, v in zip(feats, dsms, valids):
-        f[:, ~v] = 0.0
-        d[:, ~v] = 0.0
+                                                                       events.progress, data_dir)
+    norm = _normalise_in_place(feats, dsms, valids)
     classes = [dict(c) for c in library.GENERIC_CLASSES]
     arch = config.arch
     params = nets.default_params(arch)
     net = nets.build(arch, params, [canonical.N_FEATURES, 2], len(classes))
     dev = devices.resolve_device(config.device)
     net.to(dev)
-    crop = min(config.crop, config.size)
     counts = np.bincount(np.concatenate([t[t >= 0] for t in targets]), minlength=len(classes)).astype(np.float64)
     weights = class_weights(counts, dev)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
-    log_b = canonical.N_BINS   # the log-brightness channel
-
-    def batch():
-        xs, ds, ys = [], [], []
-        for _ in range(config.batch):
-            k = int(rng.integers(len(feats)))
-            r, c = (int(rng.integers(config.size - crop + 1)) for _ in range(2))
-            x = feats[k][:, r:r + crop, c:c + crop].copy()
-            x[log_b] += math.log10(rng.uniform(*GAIN_RANGE)) / f_std[log_b]
-            d = dsms[k][:, r:r + crop, c:c + crop]
-            present = rng.random() >= DSM_DROPOUT
-            d = np.concatenate([d, np.full_like(d, 1.0)]) if present else np.zeros((2, crop, crop), np.float32)
-            xs.append(x)
-            ds.append(d)
-            ys.append(targets[k][r:r + crop, c:c + crop])
-        xb = [torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ds))]
-        xb, yb = augment_batch(xb, torch.from_numpy(np.stack(ys)), rng, torch)
-        return [x.to(dev) for x in xb], yb.to(dev)
+    optimiser, schedule = _optimiser(net, config.steps)
+    sampler = _CropSampler(feats, dsms, targets, norm, config, rng, dev)
 
     net.train()
     losses = []
     for step in range(config.steps):
-        losses.append(train_step(net, optimiser, schedule, *batch(), weights))
+        losses.append(train_step(net, optimiser, schedule, *sampler.batch(), weights))
         if (step + 1) % 20 == 0 or step + 1 == config.steps:
             events.progress("pretrain", step + 1, config.steps)
         if (step + 1) % 100 == 0:
             log(f"step {step + 1}/{config.steps}: loss {np.mean(losses[-100:]):.4f}")
     seconds = round(time.perf_counter() - started, 1)
-    manifest = _manifest(config, arch, params, classes, f_mean, f_std, d_mean, d_std, used, losses, seconds, dev,
-                         data_dir, magnitude, coverage)
+    manifest = _manifest(config, arch, params, classes, norm, used, losses, seconds, dev, data_dir, magnitude)
     save_package(out_dir, manifest, net.state_dict(), model_card(manifest))
     return {"outputs": {"model": out_dir}, "metrics": {"final_loss": manifest["training"]["final_loss"]},
             "timings": {"total_s": seconds}, "class_table": classes}
@@ -180,8 +224,8 @@ def _data_files(data_dir):
             for p in (os.path.join(data_dir, f) for f in files) if os.path.isfile(p)]
 
 
-def _manifest(config: PretrainConfig, arch, params, classes, f_mean, f_std, d_mean, d_std, used, losses, seconds, dev, data_dir,
-              magnitude, coverage):
+def _manifest(config: PretrainConfig, arch: str, params: dict, classes: list, norm: _Normalisation, used: list,
+              losses: list, seconds: float, dev: str, data_dir: str, magnitude: float) -> dict:
     from backend import __version__
     name = config.name or os.path.basename(os.path.abspath(config.out))
     command = "python -m backend " + shlex.join(config.cli_argv())
@@ -191,10 +235,10 @@ def _manifest(config: PretrainConfig, arch, params, classes, f_mean, f_std, d_me
         "architecture": {"name": arch, "params": params},
         "modalities": [
             {"name": "hsi", "kind": "hsi", "bands": canonical.N_FEATURES, "spectral_grid": canonical.GRID_ID,
-             "mean": rounded(f_mean), "std": rounded(f_std), "typical_magnitude": round(magnitude, 5),
-             "trained_coverage": rounded(coverage)},
+             "mean": rounded(norm.f_mean), "std": rounded(norm.f_std), "typical_magnitude": round(magnitude, 5),
+             "trained_coverage": rounded(norm.coverage)},
             {"name": "dsm", "kind": "aux", "bands": 1, "source_bands": 1, "used_bands": [1], "optional": True,
-             "scene_offset": modalities.SCENE_OFFSET, "mean": rounded(d_mean), "std": rounded(d_std)},
+             "scene_offset": modalities.SCENE_OFFSET, "mean": rounded(norm.d_mean), "std": rounded(norm.d_std)},
         ],
         "classes": classes, "halo": nets.halo(arch),
         "weights": {"file": "weights.safetensors", "sha256": "0" * 64},
