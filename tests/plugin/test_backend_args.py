@@ -367,3 +367,11 @@ def test_job_classes_argv():
                           out_json="j.json").backend_args() == [
         "--prediction", "p", "--reference", "r.gpkg", "--class-field", "class", "--out-html", "h.html",
         "--out-json", "j.json"]
+
+
+def test_the_plugin_offers_exactly_the_backends_architectures():
+    # The plugin keeps its own tuple because its order is public (Processing stores the enum index),
+    # but it must name the same architectures as the backend's registry.
+    from landfuse.backend import nets
+    from landfuse.qgis_plugin.params import ARCHITECTURES
+    assert set(ARCHITECTURES) == set(nets.ARCHITECTURES)
