@@ -5,6 +5,7 @@ imports this module to show a model's modalities and classes without starting th
 """
 
 import json
+import math
 import os
 import re
 
@@ -17,6 +18,7 @@ WEIGHTS_FILE = "weights.safetensors"
 CARD_FILE = "README.md"
 # Weight formats that unpickle on load: we refuse them by name before touching their bytes.
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib")
+MAX_MANIFEST_BYTES = 64 << 20
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -59,10 +61,21 @@ def validate_manifest(manifest):
             raise _bad(f"{where}: 'bands' must be at least 1")
         for key in ("mean", "std"):
             stats = _require(mod, key, list, where)
-            if len(stats) != bands or not all(isinstance(x, (int, float)) for x in stats):
+            if len(stats) != bands or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                              for x in stats):
                 raise _bad(f"{where}: '{key}' must list one number per band ({bands})")
+            if not all(math.isfinite(x) for x in stats):
+                raise _bad(f"{where}: '{key}' holds NaN or infinite values")
         if any(s <= 0 for s in mod["std"]):
             raise _bad(f"{where}: 'std' values must be positive")
+        magnitude = mod.get("typical_magnitude")
+        if magnitude is not None and (isinstance(magnitude, bool) or not isinstance(magnitude, (int, float))
+                                      or not math.isfinite(magnitude) or magnitude < 0):
+            raise _bad(f"{where}: 'typical_magnitude' must be a finite number ≥ 0")
+        coverage = mod.get("trained_coverage")
+        if coverage is not None and (not isinstance(coverage, list) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in coverage)):
+            raise _bad(f"{where}: 'trained_coverage' must list finite numbers")
         used = mod.get("used_bands")
         if used is not None:
             source = _require(mod, "source_bands", int, where)
@@ -115,11 +128,15 @@ def read_manifest(model_dir):
     path = os.path.join(model_dir, MANIFEST_FILE)
     if not os.path.isfile(path):
         raise _bad(f"The model folder has no {MANIFEST_FILE}: {model_dir}")
+    if os.path.getsize(path) > MAX_MANIFEST_BYTES:
+        raise _bad(f"{MANIFEST_FILE} is {os.path.getsize(path)} bytes, far larger than any model manifest")
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(f"{MANIFEST_FILE} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise _bad(f"{MANIFEST_FILE} is nested too deeply to be a model manifest") from None
     return validate_manifest(manifest)
 
 

@@ -33,8 +33,10 @@ class ErrorCode:
     MODEL_HASH_MISMATCH = "model_hash_mismatch"
     UNSAFE_WEIGHTS = "unsafe_weights"
     OUTPUT_NOT_WRITABLE = "output_not_writable"
+    DISK_FULL = "disk_full"
     OUT_OF_MEMORY = "out_of_memory"
     CUDA_UNAVAILABLE = "cuda_unavailable"
+    CLUSTER_UNAVAILABLE = "cluster_unavailable"   # classify-batch: no Dask scheduler, or workers that cannot run the backend
     BAD_LABELS = "bad_labels"
     WAVELENGTHS_UNKNOWN = "wavelengths_unknown"
     BAD_ARGUMENTS = "bad_arguments"

@@ -20,8 +20,10 @@ TITLES = {
     ErrorCode.MODEL_HASH_MISMATCH: "The model weights are corrupt or were changed",
     ErrorCode.UNSAFE_WEIGHTS: "The model weights use an unsafe format",
     ErrorCode.OUTPUT_NOT_WRITABLE: "The output cannot be written",
+    ErrorCode.DISK_FULL: "The disk is full",
     ErrorCode.OUT_OF_MEMORY: "Out of memory",
     ErrorCode.CUDA_UNAVAILABLE: "CUDA is not available",
+    ErrorCode.CLUSTER_UNAVAILABLE: "The Dask cluster cannot be used",
     ErrorCode.BAD_LABELS: "The training labels cannot be used",
     ErrorCode.WAVELENGTHS_UNKNOWN: "The hyperspectral raster has no band wavelengths",
     ErrorCode.BAD_ARGUMENTS: "The backend rejected the arguments",
@@ -36,6 +38,7 @@ TITLES = {
 
 DEFAULT_HINTS = {
     ErrorCode.OUT_OF_MEMORY: "Use a smaller tile size, or the CPU if the GPU ran out of memory.",
+    ErrorCode.DISK_FULL: "Free some disk space or choose an output folder on another disk; no half-written file was left.",
     ErrorCode.CUDA_UNAVAILABLE: "Choose device 'auto' or 'cpu', or install the CUDA backend environment.",
     ErrorCode.CRS_NO_OVERLAP: "Check that the auxiliary rasters cover the hyperspectral scene.",
     ErrorCode.INTERNAL: "Please report it with the text from LandFuse ▸ Diagnostics and the log below.",

@@ -93,6 +93,48 @@ def features(bins: np.ndarray, covered: ArrayLike) -> np.ndarray:
     return out
 
 
+# What a land-cover map needs measured at least: the visible shape and the near-infrared (vegetation's
+# red edge, water's darkness). A 1-band raster, every band at one wavelength, or an image whose NIR
+# bands are all empty cannot tell roofs from trees from water, whatever the network answers.
+MIN_VISIBLE_BINS = 3      # covered bins in 400–700 nm
+MIN_NIR_BINS = 2          # covered bins in 720–1000 nm
+VISIBLE_NM, NIR_NM = (400.0, 700.0), (720.0, 1000.0)
+MIN_BIN_WEIGHT = 0.5      # a pixel's bin is measured when bands holding at least this share of its weight are valid
+
+
+def coverage_problem(covered: ArrayLike) -> Optional[str]:
+    """Why a band set's canonical coverage is too poor for a land-cover map, or None when it suffices."""
+    covered = np.asarray(covered, bool)
+    visible = int((covered & (GRID_NM >= VISIBLE_NM[0]) & (GRID_NM <= VISIBLE_NM[1])).sum())
+    nir = int((covered & (GRID_NM >= NIR_NM[0]) & (GRID_NM <= NIR_NM[1])).sum())
+    problems = []
+    if visible < MIN_VISIBLE_BINS:
+        problems.append(f"{visible} bin(s) in the visible ({VISIBLE_NM[0]:g}–{VISIBLE_NM[1]:g} nm; at least "
+                        f"{MIN_VISIBLE_BINS} needed)")
+    if nir < MIN_NIR_BINS:
+        problems.append(f"{nir} bin(s) in the near infrared ({NIR_NM[0]:g}–{NIR_NM[1]:g} nm; at least "
+                        f"{MIN_NIR_BINS} needed)")
+    return " and ".join(problems) or None
+
+
+def band_features_masked(data: np.ndarray, valid: np.ndarray, weights: np.ndarray,
+                         covered: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
+    """`band_features` from the bands valid at each pixel: (features, pixel validity).
+
+    `data` (n_bands, h, w) with invalid values already 0, `valid` (n_bands, h, w) bool. Each covered
+    bin is renormalised over the weight of its valid bands; a pixel where a covered bin keeps less
+    than MIN_BIN_WEIGHT of its weight is invalid (its features are 0)."""
+    n = data.shape[0]
+    covered = np.asarray(covered, bool)
+    bins = (weights @ data.reshape(n, -1)).reshape((N_BINS,) + data.shape[1:])
+    share = (weights @ valid.reshape(n, -1).astype(np.float32)).reshape(bins.shape)
+    pixel_valid = (share[covered] >= MIN_BIN_WEIGHT).all(axis=0) if covered.any() else np.zeros(data.shape[1:], bool)
+    bins[covered] /= np.maximum(share[covered], MIN_BIN_WEIGHT)
+    feats = features(bins, covered)
+    feats[:, ~pixel_valid] = 0.0
+    return feats, pixel_valid
+
+
 def band_features(data: np.ndarray, weights: np.ndarray, covered: ArrayLike) -> np.ndarray:
     """Sensor bands (n_bands, h, w) reflectance → features (N_FEATURES, h, w) float32."""
     n = data.shape[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from backend.engine import modalities
 from backend.engine.package import load_model
 from backend.engine.tiles import batches, count_tiles, iter_tiles
 from backend.io import output
+from backend.io.paths import check_outputs
 from backend.manifest import read_manifest
 from backend.protocol import DEFAULT_TILE_SIZE
 
@@ -59,39 +60,62 @@ def predict_tiles(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, 
     return results
 
 
+def class_values(manifest: Dict[str, Any]) -> np.ndarray:
+    """Output value of each network class index + 1 (index 0: nodata)."""
+    return np.array([0] + [c["value"] for c in manifest["classes"]], dtype=np.uint8)
+
+
+def window_batches(height: int, width: int, tile_size: int, halo: int, batch_size: int) -> Iterator[List[Tile]]:
+    """The scene's windows in the batches `classify` feeds the network, in its order (classify-batch
+    cuts this same sequence into its Dask tasks, so each forward pass sees the very same batch)."""
+    return batches(iter_tiles(height, width, tile_size, halo), batch_size)
+
+
+def classify_windows(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, AbsentReader, SpectralReader]],
+                     tile_batch: Sequence[Tile], device: Union[str, torch.device], values: np.ndarray,
+                     tile_size: int) -> List[Tuple[Tile, np.ndarray, np.ndarray, np.ndarray]]:
+    """The per-window work of `classify` and `classify-batch`: one batch of windows → per window
+    (tile, class block (uint8 values, 0 = nodata), confidence block (-1 = nodata), pixels per value)."""
+    try:
+        results = predict_tiles(net, readers, tile_batch, device)
+    except Exception as exc:
+        if devices.is_out_of_memory(exc):
+            raise devices.out_of_memory_error(tile_size) from exc
+        raise
+    out = []
+    for tile, (index, conf, valid) in zip(tile_batch, results):
+        counts = np.bincount(np.where(valid, index + 1, 0).ravel(), minlength=len(values))
+        out.append((tile, np.where(valid, values[index + 1], 0), np.where(valid, conf, -1.0), counts))
+    return out
+
+
 def classify(hsi: str, aux: Optional[Sequence[str]], model_dir: str, out: str, events: Union[EventWriter, NestedEvents],
              confidence: Optional[str] = None, device: Optional[str] = "auto", tile_size: int = DEFAULT_TILE_SIZE,
              batch_size: Optional[int] = None, wavelengths: Optional[Sequence[float]] = None) -> Dict[str, Any]:
     started = time.perf_counter()
     batch_size = batch_size or default_batch_size(tile_size)
-    output.check_writable(out)
-    if confidence:
-        output.check_writable(confidence, "confidence output")
+    check_outputs([hsi, *(aux or []), model_dir],
+                  {"class map": out, "confidence raster": confidence,
+                   "legend (.qml beside the class map)": output.sidecar(out, ".qml"),
+                   "category names (.aux.xml beside the class map)": out + ".aux.xml"}, events.log)
     specs = read_manifest(model_dir)["modalities"]  # structural check before any raster is opened
     dev = devices.resolve_device(device)
     with modalities.open_modalities(hsi, aux, specs, events.log, wavelengths) as (ref, readers):
         manifest, net = load_model(model_dir, dev)
-        values = np.array([0] + [c["value"] for c in manifest["classes"]], dtype=np.uint8)
+        values = class_values(manifest)
         halo = int(manifest.get("halo", 0))
         total = count_tiles(ref.height, ref.width, tile_size)
         events.log(f"Classifying {ref.width}×{ref.height} px with {manifest['architecture']['name']} on {dev}: "
                    f"{total} window(s) of {tile_size} px, halo {halo}")
-        writer = output.ClassificationWriter(out, ref.profile, manifest["classes"], confidence)
+        writer = output.ClassificationWriter(out, output.reference_profile(ref), manifest["classes"], confidence)
         done = 0
         counts = np.zeros(len(values), dtype=np.int64)
         try:
             events.progress("classify", 0, total)
-            for tile_batch in batches(iter_tiles(ref.height, ref.width, tile_size, halo), batch_size):
-                try:
-                    results = predict_tiles(net, readers, tile_batch, dev)
-                except Exception as exc:
-                    if devices.is_out_of_memory(exc):
-                        raise devices.out_of_memory_error(tile_size) from exc
-                    raise
-                for tile, (index, conf, valid) in zip(tile_batch, results):
-                    classes = np.where(valid, values[index + 1], 0)
-                    counts += np.bincount(np.where(valid, index + 1, 0).ravel(), minlength=len(values))
-                    writer.write(tile.core, classes, np.where(valid, conf, -1.0))
+            for tile_batch in window_batches(ref.height, ref.width, tile_size, halo, batch_size):
+                for tile, classes, conf, tile_counts in classify_windows(net, readers, tile_batch, dev, values, tile_size):
+                    counts += tile_counts
+                    writer.write(tile.core, classes, conf)
                 done += len(tile_batch)
                 devices.release_free_host_memory()  # between windows: see its docstring
                 events.progress("classify", done, total)

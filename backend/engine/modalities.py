@@ -30,6 +30,9 @@ SCALE_MISMATCH = 30.0
 # the scene's ground instead of elevation above sea level, which differs from scene to scene and
 # would otherwise be learned as if it meant something (SAR in dB keeps its contrasts the same way).
 SCENE_OFFSET = "p2"
+# More than this share of a scene model's bands bad or empty in a raster: refused (band_mismatch), since
+# filling most inputs with the training mean would give a map that only looks like one.
+MAX_MISSING_SHARE = 0.5
 
 
 @dataclass
@@ -52,8 +55,11 @@ class ModalityReader:
     def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
         """Normalised input block (n_inputs, h, w) and pixel validity (h, w) for a window."""
         if self.presence:
+            # An optional modality the network was trained to do without: where the raster does not
+            # reach (or holds nodata), the presence channel says "not there" and the pixel stays valid.
             block, pixel_valid = self._read_bands(window)
-            return np.concatenate([block, pixel_valid[None].astype(np.float32)]), pixel_valid
+            block[:, ~pixel_valid] = 0.0
+            return np.concatenate([block, pixel_valid[None].astype(np.float32)]), np.ones_like(pixel_valid)
         return self._read_bands(window)
 
     def _read_bands(self, window):
@@ -61,14 +67,16 @@ class ModalityReader:
         # In place: `data` is this call's own array, and a window of a 144-band HSI is large enough
         # that every temporary copy shows in peak memory.
         slots = np.asarray(self.slots)
-        if self.scale != 1.0:
+        if np.any(self.scale != 1.0):
             data *= self.scale
         if self.offset is not None:
             data -= self.offset[:, None, None]
         data -= self.mean[slots, None, None]
         data /= self.std[slots, None, None]
         data[~valid] = 0.0
-        pixel_valid = valid.any(axis=0)
+        # A pixel missing any band the model reads is nodata: a zero-filled band is a made-up value
+        # (NIR missing in a patch would be read as the training mean and classified regardless).
+        pixel_valid = valid.all(axis=0)
         n_bands = self.n_inputs - int(self.presence)
         if len(slots) == n_bands and np.array_equal(slots, np.arange(n_bands)):
             return data, pixel_valid
@@ -116,24 +124,102 @@ class SpectralReader:
 
     def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
         data, valid = rasters.read_window(self.ds, self.read_bands, window)
-        if self.scale != 1.0:
+        if np.any(self.scale != 1.0):
             data *= self.scale
-        # A pixel is valid when most of its good bands are; the odd missing value counts as 0.
-        pixel_valid = valid.mean(axis=0) > 0.5
         data[~valid] = 0.0
-        feats = canonical.band_features(data, self.weights, self.covered)
+        # Each canonical bin is rebuilt from the bands valid at the pixel; a pixel where a covered bin
+        # lost more than half of its weight (NIR missing in a patch) is nodata, never a zero-filled guess.
+        feats, pixel_valid = canonical.band_features_masked(data, valid, self.weights, self.covered)
         feats -= self.mean[:, None, None]
         feats /= self.std[:, None, None]
         feats[:, ~pixel_valid] = 0.0
         return feats, pixel_valid
 
 
+# Reflectance is stored ×1, ×100 (percent) or ×10000 (most sensors' integer products). The storage
+# convention is told from the value range, not from the brightness: a scene's 99th percentile lies
+# below these limits for the conventions in order (a bright ×1 scene stays under 2.5, a dark ×10000 one
+# is still far above 250), and a training scene's median below MEDIAN_LIMITS.
+REFLECTANCE_CONVENTIONS = (1.0, 100.0, 10000.0)
+P99_LIMITS = (2.5, 250.0, 40000.0)
+MEDIAN_LIMITS = (1.5, 150.0, 25000.0)
+SAME_SCALE = 10.0
+
+
+def _convention(value: float, limits: Sequence[float]) -> Optional[float]:
+    for convention, limit in zip(REFLECTANCE_CONVENTIONS, limits):
+        if value <= limit:
+            return convention
+    return None
+
+
+def declared_scale(src: DatasetReader, read_bands: Sequence[int]) -> Optional[Tuple[np.ndarray, np.ndarray, str]]:
+    """(gain, offset, where) per read band, when the file says how its values map to reflectance
+    (physical = value × gain + offset): GDAL's band scale/offset (GeoTIFF, ENVI `data gain values` /
+    `data offset values`), else the ENVI header's `reflectance scale factor` (value = reflectance × f)."""
+    idx = [b - 1 for b in read_bands]
+    gains = np.array([src.scales[i] if src.scales[i] is not None else 1.0 for i in idx], np.float64)
+    offsets = np.array([src.offsets[i] if src.offsets[i] is not None else 0.0 for i in idx], np.float64)
+    if np.all(np.isfinite(gains)) and np.all(np.isfinite(offsets)) and np.all(gains > 0) and (
+            np.any(gains != 1.0) or np.any(offsets != 0.0)):
+        return gains, offsets, "the raster's scale/offset metadata"
+    factor = src.tags(ns="ENVI").get("reflectance_scale_factor")
+    try:
+        factor = float(factor) if factor is not None else None
+    except ValueError:
+        factor = None
+    if factor is not None and math.isfinite(factor) and factor > 0 and factor != 1.0:
+        return np.full(len(idx), 1.0 / factor), np.zeros(len(idx)), "the ENVI header's reflectance scale factor"
+    return None
+
+
+def _upper_magnitude(src, read_bands):
+    data, valid = rasters.overview(src, read_bands)
+    values = np.abs(data[valid])
+    return float(np.percentile(values, 99)) if values.size else 0.0
+
+
 def detect_scale(spec: Mapping[str, Any], src: DatasetReader, read_bands: Sequence[int], name: str,
-                 log: Callable[..., None]) -> float:
-    """The factor that brings this raster's values to the scale the model was trained on."""
+                 log: Callable[..., None], spectral: bool = True) -> Union[float, np.ndarray]:
+    """The factor (a number, or one per read band shaped (bands, 1, 1)) that brings this raster's values
+    to the scale the model was trained on; the log says where it came from.
+
+    Spectral inputs: a scale the file declares comes first; else the storage convention (×1, ×100,
+    ×10000) is told from the value range, which a dark or a bright scene cannot fool. Other inputs (and
+    values no convention explains) fall back to the nearest power of ten of the magnitude ratio."""
     trained = spec.get("typical_magnitude")
     if not trained:
         return 1.0
+    trained_convention = _convention(float(trained), MEDIAN_LIMITS) if spectral else None
+    if trained_convention is not None:
+        declared = declared_scale(src, read_bands)
+        if declared is not None:
+            gains, offsets, where = declared
+            factor = gains * trained_convention
+            log(f"{name}: values scaled by {', '.join(f'{g:g}' for g in sorted(set(factor.round(12))))} as "
+                f"{where} declares (to the ×{trained_convention:g} reflectance the model was trained on)")
+            if np.any(offsets != 0):
+                log(f"{name}: the declared offsets are not applied (the model was trained on values without "
+                    "them)", "warning")
+            return float(factor[0]) if np.all(factor == factor[0]) else factor.astype(np.float32)[:, None, None]
+        # Values within SAME_SCALE of the training scene's median are stored as it was (the conventions are
+        # 100× apart): without this, a raster whose median and 99th percentile fall on either side of the
+        # limits (raw Samson DN: median ~120, p99 ~1000) was rescaled when classifying its own training scene.
+        current = rasters.typical_magnitude(src, read_bands)
+        if current > 0 and SAME_SCALE >= current / float(trained) >= 1 / SAME_SCALE:
+            return 1.0
+        upper = _upper_magnitude(src, read_bands)
+        stored = _convention(upper, P99_LIMITS) if upper > 0 else None
+        if stored is not None:
+            scale = trained_convention / stored
+            if scale != 1.0:
+                log(f"{name}: the values (99th percentile {upper:.4g}) look like reflectance ×{stored:g}; the model "
+                    f"was trained on ×{trained_convention:g}: scaling them by {scale:g} (a guess from the value "
+                    "range; declare the scale in the file's metadata to be sure)", "warning")
+            else:
+                log(f"{name}: values used as stored (reflectance ×{stored:g}, as in training; guessed from the "
+                    "value range)")
+            return scale
     current = rasters.typical_magnitude(src, read_bands)
     if current <= 0:
         return 1.0
@@ -162,12 +248,21 @@ def _spectral_reader(spec, path, src, ds, wavelengths, log):
     if len(dropped):
         log(f"{spec['name']}: {len(dropped)} canonical bin(s) the model never saw measured are ignored: "
             f"{', '.join(f'{w:g}' for w in dropped)} nm")
-    if not covered.any():
+    problem = canonical.coverage_problem(covered)
+    if problem:
+        in_range = [c for c in centres if canonical.GRID_START_NM - canonical.COVER_NM <= c
+                    <= canonical.GRID_STOP_NM + canonical.COVER_NM]
+        if not in_range:
+            what = (f"no band of {os.path.basename(path)} lies in {canonical.GRID_START_NM:g}–"
+                    f"{canonical.GRID_STOP_NM:g} nm, the range this model reads")
+        else:
+            what = (f"of its {len(centres)} band(s), {len(good)} hold data (not flagged bad, not empty) and they "
+                    f"cover {int(covered.sum())} of the model's {canonical.N_BINS} spectral bins: {problem}")
         raise LandFuseError(ErrorCode.BAND_MISMATCH,
-                            f"No band of {os.path.basename(path)} lies in {canonical.GRID_START_NM:g}–"
-                            f"{canonical.GRID_STOP_NM:g} nm, the range this model reads "
+                            f"The spectral coverage of {os.path.basename(path)} is too poor to classify: {what} "
                             f"(band centres {min(centres):g}–{max(centres):g} nm, from the {source}).",
-                            "Check the wavelength units (nm or µm) or pass --wavelengths.")
+                            "Check the wavelength units (nm or µm) and values, or pass --wavelengths; a map made "
+                            "from so few bands would be wrong.")
     log(f"{spec['name']}: {len(good)} bands at {min(centres):.0f}–{max(centres):.0f} nm (from the {source}) "
         f"resampled onto {int(covered.sum())} of {canonical.N_BINS} canonical bins")
     reader = SpectralReader(name=spec["name"], path=path, ds=ds, source_count=src.count, read_bands=good,
@@ -204,6 +299,12 @@ def _reader_for_model(spec, kind, path, src, ds, log):
     if src.count == source:
         pairs = [(b, slot) for slot, b in enumerate(used) if b not in bad]
         missing = [b for b in used if b in bad]
+        if len(missing) > MAX_MISSING_SHARE * len(used):
+            raise LandFuseError(
+                ErrorCode.BAND_MISMATCH,
+                f"{len(missing)} of the {len(used)} bands the model reads are flagged bad or hold no valid pixel in "
+                f"the {name} raster {os.path.basename(path)}: too few measured bands for a trustworthy map.",
+                "Check the raster's bad-band list and nodata value, or train a model on the bands it has.")
         if missing:
             log(f"{name}: {len(missing)} band(s) the model uses are bad in this raster and are filled "
                 f"with the training mean: {missing}", "warning")
@@ -225,7 +326,9 @@ def _reader_for_model(spec, kind, path, src, ds, log):
     if spec.get("scene_offset") == SCENE_OFFSET:
         reader.offset = rasters.low_level(ds, reader.read_bands)  # over the HSI extent, as in training
         log(f"{name}: values taken relative to the scene's low level ({SCENE_OFFSET}: {reader.offset.round(2).tolist()})")
-    reader.scale = detect_scale(spec, src, reader.read_bands, name, log)
+    reader.scale = detect_scale(spec, src, reader.read_bands, name, log, spectral=kind == "hsi")
+    if reader.offset is not None:   # the scene's low level was measured on the values as stored
+        reader.offset = (reader.offset * np.ravel(reader.scale)).astype(np.float32)
     if spec.get("optional"):
         reader.presence = True
         reader.n_inputs += 1
@@ -254,12 +357,19 @@ def open_modalities(hsi_path: str, aux_paths: Optional[Sequence[str]], specs: Op
                                 f"{len(aux_paths)} were given.",
                                 "Add or remove auxiliary layers to match the model.")
         if rasters.dataset_crs(hsi) is None:
-            log("The hyperspectral raster has no usable CRS: the output will not be georeferenced.", "warning")
+            if hsi.gcps[0]:
+                log("The hyperspectral raster is georeferenced by ground control points only: the outputs carry "
+                    "the same GCPs (auxiliary rasters must then share its pixel grid).", "warning")
+            else:
+                log("The hyperspectral raster has no usable CRS: the output will not be georeferenced.", "warning")
         # (kind, path, the raster as stored: band metadata, the raster on the HSI grid: pixels)
         datasets = [("hsi", hsi_path, hsi, hsi)]
         for path in aux_paths:
             aux = stack.enter_context(rasters.open_raster(path, "auxiliary"))
             mode = rasters.check_overlap(hsi, aux, path)
+            if mode == "warp" and rasters.zero_fill_suspected(aux):
+                log(f"{os.path.basename(path)} has no nodata value and exact zeros far below all its other values "
+                    "(a warp's zero-filled corners): those zeros are read as nodata, not as height 0", "warning")
             datasets.append(("aux", path, aux, stack.enter_context(rasters.aligned_aux(hsi, aux, mode))))
         readers = []
         for i, (kind, path, src, ds) in enumerate(datasets):

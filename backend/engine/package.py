@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Tuple, Union
 
@@ -70,15 +71,87 @@ def build_network(manifest: Mapping[str, Any]) -> torch.nn.Module:
     return nets.build(arch["name"], arch["params"], bands, len(manifest["classes"]))
 
 
+# Bounds on what an untrusted model.json may ask for, checked before anything is built: far above
+# every real LandFuse model (the largest bundled one has ~0.3 M parameters) and far below a size that
+# would exhaust a workstation.
+MAX_PARAMETERS = 200_000_000
+MAX_PARAM_VALUE = 100_000
+MAX_HEADER_BYTES = 64 << 20
+
+
+def _weights_header(path: str) -> Dict[str, tuple]:
+    """Tensor name → shape from a safetensors file's JSON header, read without loading any weight."""
+    import struct
+    try:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > MAX_HEADER_BYTES or length > os.path.getsize(path) - 8:
+                raise ValueError(f"header length {length} does not fit the file")
+            header = json.loads(f.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        return {k: tuple(int(n) for n in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (struct.error, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise LandFuseError(ErrorCode.BAD_MODEL, f"The weights file is not a valid safetensors file: {exc}",
+                            "Restore the model folder from its original copy.") from None
+
+
+def _check_architecture_params(manifest: Mapping[str, Any]) -> None:
+    for key, value in manifest["architecture"]["params"].items():
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > MAX_PARAM_VALUE:
+            raise LandFuseError(ErrorCode.BAD_MODEL,
+                                f"model.json: architecture parameter {key!r} = {str(value)[:40]} is out of bounds.",
+                                "The manifest was changed or damaged: restore the model folder.")
+
+
+def _check_shapes(manifest: Mapping[str, Any], weights_path: str) -> None:
+    """Build the network on torch's meta device (no memory) and compare every tensor's shape with the
+    weights file's header, so a hostile or damaged model.json is refused before it allocates anything."""
+    import torch
+    _check_architecture_params(manifest)
+    stored = _weights_header(weights_path)
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build_network(manifest).state_dict().items()}
+    except LandFuseError:
+        raise
+    except Exception as exc:  # parameters the architecture rejects (ValueError, TypeError, …)
+        raise LandFuseError(ErrorCode.BAD_MODEL, f"model.json describes a network that cannot be built: "
+                            f"{type(exc).__name__}: {str(exc)[:200]}",
+                            "Restore the model folder from its original copy.") from None
+    n_params = sum(math.prod(s) for s in expected.values())
+    if n_params > MAX_PARAMETERS:
+        raise LandFuseError(ErrorCode.BAD_MODEL, f"model.json describes a network of {n_params:.3g} parameters, "
+                            f"more than LandFuse loads ({MAX_PARAMETERS:.0e}).")
+    if expected != stored:
+        missing = sorted(set(expected) - set(stored))[:3]
+        extra = sorted(set(stored) - set(expected))[:3]
+        differ = [k for k in sorted(set(expected) & set(stored)) if expected[k] != stored[k]][:3]
+        detail = "; ".join(filter(None, [
+            missing and f"missing {', '.join(missing)}", extra and f"unexpected {', '.join(extra)}",
+            differ and ", ".join(f"{k} is {stored[k]} where model.json implies {expected[k]}" for k in differ)]))
+        raise LandFuseError(ErrorCode.BAD_MODEL,
+                            f"The weights do not fit the architecture described in model.json: {detail[:400]}",
+                            "The manifest or the weights were changed: restore the model folder.")
+
+
 def load_model(model_dir: str, device: Union[str, torch.device] = "cpu") -> Tuple[Dict[str, Any], torch.nn.Module]:
     """(manifest, torch module in eval mode on `device`)."""
     import safetensors.torch
+    import torch
     manifest, weights_path = load_manifest_checked(model_dir)
+    _check_shapes(manifest, weights_path)
     try:
         state = safetensors.torch.load_file(weights_path, device="cpu")
     except Exception as exc:  # truncated / corrupt file: safetensors raises its own error types
         raise LandFuseError(ErrorCode.BAD_MODEL, f"The weights file cannot be read: {exc}",
                             "Restore the model folder from its original copy.") from exc
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise LandFuseError(ErrorCode.BAD_MODEL, f"The weights hold NaN or infinite values ({bad}): every pixel "
+                            "would get the same class.", "Restore the model folder, or retrain the model.")
     net = build_network(manifest)
     try:
         net.load_state_dict(state, strict=True)
@@ -100,9 +173,16 @@ def save_package(out_dir: str, manifest: dict, state_dict: Mapping[str, Any], ca
     beside it that then replaces it whole (backend.io.atomic.atomic_dir). Returns the manifest as
     written (with the weights' file name and sha256)."""
     import safetensors.torch
+
+    from backend.io.paths import replaceable_folder
     out_dir = os.path.abspath(out_dir)
+    if os.path.lexists(out_dir) and not (os.path.isdir(out_dir) and replaceable_folder(out_dir)):
+        raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE,
+                            f"{out_dir} exists and is not a LandFuse model package (no {mf.MANIFEST_FILE}): "
+                            "LandFuse replaces only model packages, never other folders or files.",
+                            "Give a new folder name for the model.")
     os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, may_replace=replaceable_folder) as tmp:
         weights_path = os.path.join(tmp, mf.WEIGHTS_FILE)
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
         safetensors.torch.save_file(tensors, weights_path)

@@ -14,9 +14,11 @@ import numpy as np
 
 from backend.evaluation.metrics import confusion_matrix, summarize_confusion
 from backend.io import rasters
+from backend.io.atomic import write_text_atomic
 from backend.io.labels import class_table_of, load_labels
-from backend.io.output import check_writable
+from backend.io.paths import check_outputs
 from backend.io.report import render_html
+from backend.protocol import ErrorCode, LandFuseError
 
 if TYPE_CHECKING:
     from backend.protocol import EventWriter, NestedEvents
@@ -24,19 +26,21 @@ if TYPE_CHECKING:
 NODATA_NAME = "nodata"
 
 
-def _write_atomic(path, text):
-    tmp = path + ".part"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _check_class_map(ds, path):
+    """A prediction is one band of class numbers: a multi-band image or reals are not a class map."""
+    if ds.count != 1 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+        raise LandFuseError(ErrorCode.BAD_ARGUMENTS,
+                            f"The prediction {os.path.basename(path)} is not a class map: it has {ds.count} band(s) "
+                            f"of {ds.dtypes[0]}; a class map has one band of class numbers.",
+                            "Pass the class GeoTIFF that classify wrote, not the image.")
 
 
 def evaluate(prediction: str, reference: str, class_field: Optional[str] = None, out_json: Optional[str] = None,
              out_html: Optional[str] = None, events: Optional[Union[EventWriter, NestedEvents]] = None) -> Dict[str, Any]:
-    for path, what in ((out_json, "JSON report"), (out_html, "HTML report")):
-        if path:
-            check_writable(path, what)
+    check_outputs([prediction, reference], {"JSON report": out_json, "HTML report": out_html},
+                  events.log if events else None)
     with rasters.open_raster(prediction, "prediction") as pred_ds:
+        _check_class_map(pred_ds, prediction)
         table = class_table_of(pred_ds)
         ref, ref_classes = load_labels(reference, pred_ds, class_field, list(table.values()) or None)
         pred = pred_ds.read(1).astype(np.int64)
@@ -52,11 +56,11 @@ def evaluate(prediction: str, reference: str, class_field: Optional[str] = None,
     report["unclassified_reference_pixels"] = int((labelled & (pred == 0)).sum())
     outputs = {}
     if out_json:
-        _write_atomic(out_json, json.dumps({"prediction": os.path.abspath(prediction),
+        write_text_atomic(out_json, json.dumps({"prediction": os.path.abspath(prediction),
                                             "reference": os.path.abspath(reference), **report}, indent=2))
         outputs["json"] = os.path.abspath(out_json)
     if out_html:
-        _write_atomic(out_html, render_html(report, prediction=os.path.abspath(prediction),
+        write_text_atomic(out_html, render_html(report, prediction=os.path.abspath(prediction),
                                             reference=os.path.abspath(reference)))
         outputs["html"] = os.path.abspath(out_html)
     if events:

@@ -196,13 +196,16 @@ def run_library_rf(config: LibraryRfConfig, events) -> dict:
     brought to reflectance by the power of ten that matches the library's magnitude (as classify does)."""
     from backend.engine.modalities import detect_scale, good_bands
     from backend.io import output, rasters
+    from backend.io.paths import check_outputs
     from backend.io.spectral import require_wavelengths
     started = time.perf_counter()
     wavelengths = None
     if config.wavelengths:
         from backend.io.spectral import parse_wavelength_list
         wavelengths = parse_wavelength_list(config.wavelengths)
-    output.check_writable(config.out)
+    check_outputs([config.hsi, config.wavelengths if config.wavelengths and os.path.isfile(config.wavelengths) else None],
+                  {"class map": config.out, "legend (.qml beside the class map)": output.sidecar(config.out, ".qml"),
+                   "category names (.aux.xml beside the class map)": config.out + ".aux.xml"}, events.log)
     with rasters.open_raster(config.hsi, "hyperspectral") as ds:
         centres, fwhm, _ = require_wavelengths(ds, wavelengths)
         good, _ = good_bands(ds, "hsi", events.log)

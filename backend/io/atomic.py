@@ -20,9 +20,10 @@ import json
 import os
 import re
 import shutil
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 PART_MARK = ".part-"
+OLD_MARK = ".old-"     # atomic_dir: the replaced folder, renamed aside until the new one is in place
 
 
 def part_path(path: str) -> str:
@@ -31,19 +32,25 @@ def part_path(path: str) -> str:
     return os.path.join(folder, f".{name}{PART_MARK}{os.getpid()}")
 
 
-def remove_stale_parts(path: str) -> None:
-    """Delete temporaries that a killed run left beside `path` (those whose pid is not running)."""
+def remove_stale_parts(path: str) -> List[str]:
+    """Delete temporaries that a killed run left beside `path` (those whose pid is not running);
+    returns the paths removed."""
+    removed = []
     folder, name = os.path.split(os.path.abspath(path))
-    for part in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}{PART_MARK}*")):
-        match = re.search(re.escape(PART_MARK) + r"(\d+)$", part)
+    candidates = [p for mark in (PART_MARK, OLD_MARK)
+                  for p in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}{mark}*"))]
+    for part in candidates:
+        match = re.search(f"(?:{re.escape(PART_MARK)}|{re.escape(OLD_MARK)})" + r"(\d+)$", part)
         if match and not _pid_alive(int(match.group(1))):
             try:
                 if os.path.isdir(part) and not os.path.islink(part):
                     shutil.rmtree(part)     # an atomic_dir part
                 else:
                     os.remove(part)
+                removed.append(part)
             except OSError:
                 pass
+    return removed
 
 
 def _pid_alive(pid: int) -> bool:
@@ -91,21 +98,38 @@ def write_json_atomic(path: str, obj: Any, indent: Optional[int] = 2, end: str =
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str) -> Iterator[str]:
-    """Yield a fresh temporary folder beside `path` to fill; on a clean exit it replaces `path` (an
-    existing folder there is deleted first), on any exception it is deleted and `path` is left as it was.
+def atomic_dir(path: str, may_replace: Optional[Callable[[str], bool]] = None) -> Iterator[str]:
+    """Yield a fresh temporary folder beside `path` to fill; on a clean exit it replaces `path`, on any
+    exception it is deleted and `path` is left as it was.
 
-    The temporary folder is made with a plain mkdir, so it gets the permissions of the umask. The swap
-    is two steps (delete, rename): a crash between them leaves no folder at `path`, never half of one."""
+    An existing folder at `path` is replaced only when `may_replace(path)` says so (default: never):
+    it is first renamed aside (`.NAME.old-PID`), the new folder renamed into place, and only then is the
+    old one deleted, so a crash at any point leaves one whole folder (the old or the new) at `path` or,
+    between the two renames, the old one intact beside it. The temporary folder is made with a plain
+    mkdir, so it gets the permissions of the umask."""
+    if os.path.lexists(path) and not (os.path.isdir(path) and not os.path.islink(path)
+                                      and may_replace is not None and may_replace(path)):
+        raise FileExistsError(f"refusing to replace {path}: not a folder this writer may replace")
     part = part_path(path)
     if os.path.isdir(part):       # left by an earlier process of the same pid
         shutil.rmtree(part)
     os.mkdir(part)
     try:
         yield part
+        old = None
         if os.path.isdir(path):
-            shutil.rmtree(path)
-        os.rename(part, path)
+            old = os.path.join(os.path.dirname(part), f".{os.path.basename(path)}{OLD_MARK}{os.getpid()}")
+            if os.path.isdir(old):
+                shutil.rmtree(old)
+            os.rename(path, old)
+        try:
+            os.rename(part, path)
+        except BaseException:
+            if old is not None:
+                os.rename(old, path)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(part, ignore_errors=True)
         raise

@@ -35,7 +35,7 @@ def class_table_of(ds: DatasetReader) -> Dict[int, Dict[str, Any]]:
     if tag:
         try:
             return {int(c["value"]): c for c in json.loads(tag)}
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             pass
     table = {}
     try:
@@ -57,7 +57,7 @@ def _raster_labels(path, ref):
         if same_grid:
             data = src.read(1)
         else:
-            rasters.check_overlap(ref, src, path)
+            rasters.check_overlap(ref, src, path, "label raster")
             data = np.zeros((ref.height, ref.width), dtype=np.int32)
             reproject(src.read(1).astype(np.int32), data, src_transform=src.transform, src_crs=src.crs,
                       dst_transform=ref.transform, dst_crs=ref.crs, src_nodata=0, dst_nodata=0,
@@ -126,8 +126,8 @@ def _vector_labels(path, ref, class_field, class_table):
         if wkb is None or raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
             continue
         text = str(raw).strip()
-        if text.lstrip("-").isdigit():
-            value = int(text)
+        value = _class_number(raw, text, class_field)
+        if value is not None:
             cls = by_value.get(value) or {"value": value, "name": _field_text(name_column, row) or f"class_{value}",
                                           "color": _field_color(color_column, row) or default_color(value)}
             by_value[value] = cls
@@ -135,7 +135,11 @@ def _vector_labels(path, ref, class_field, class_table):
             cls = by_name[text.lower()]
         else:
             used = {c["value"] for c in by_name.values()} | set(by_value) | {c["value"] for c in classes.values()}
-            value = next(v for v in range(1, 256) if v not in used)
+            value = next((v for v in range(1, 256) if v not in used), None)
+            if value is None:
+                raise LandFuseError(ErrorCode.BAD_LABELS,
+                                    f"The class field {class_field!r} names more than 255 classes; a class map holds "
+                                    "at most 255 (values 1..255).", "Merge classes, or check that the right field is used.")
             cls = {"value": value, "name": text, "color": default_color(value)}
             by_name[text.lower()] = cls
         if not 1 <= cls["value"] <= 255:
@@ -149,6 +153,26 @@ def _vector_labels(path, ref, class_field, class_table):
         raise LandFuseError(ErrorCode.BAD_LABELS, f"The label layer holds no labelled feature: {path}")
     data = rasterize(shapes, out_shape=(ref.height, ref.width), transform=ref.transform, fill=0, dtype="int32")
     return data, [classes[v] for v in sorted(classes)]
+
+
+def _class_number(raw, text, class_field):
+    """The class value of a field entry, or None when it is a class name. Numbers are class values
+    whatever their type: 4, 4.0 (a decimal field, as shapefiles and GeoPackages often store them),
+    "4" and "4.0"; a number with a fraction is no class."""
+    if isinstance(raw, (bool, np.bool_)):
+        return None
+    if isinstance(raw, (int, np.integer)):
+        return int(raw)
+    number = raw if isinstance(raw, (float, np.floating)) else None
+    if number is None and re.fullmatch(r"[-+]?[0-9]+(\.[0-9]*)?", text):
+        number = float(text)
+    if number is None:
+        return None
+    if not np.isfinite(number) or number != int(number):
+        raise LandFuseError(ErrorCode.BAD_LABELS,
+                            f"The class field {class_field!r} holds {text}, a number that is not a whole class number.",
+                            "Class fields hold whole numbers (1..255) or class names.")
+    return int(number)
 
 
 def _field_text(column, row):
@@ -170,6 +194,8 @@ def load_labels(path: str, ref: DatasetReader, class_field: Optional[str] = None
     """(labels int32 array on the HSI grid, 0 = unlabelled; class table of the values present)."""
     if not path or not os.path.exists(path):
         raise LandFuseError(ErrorCode.INPUT_NOT_FOUND, f"The label file does not exist: {path}")
+    if not os.path.isdir(path):      # a folder is a vector data set for some drivers
+        rasters.require_regular_file(path, "label")
     if path.lower().endswith(VECTOR_SUFFIXES):
         data, classes = _vector_labels(path, ref, class_field, class_table)
     else:

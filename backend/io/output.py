@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rasterio.windows import Window
 
 __all__ = ["PART_MARK", "ClassificationWriter", "check_writable", "class_profile", "hex_to_rgb", "pam_xml",
-           "part_path", "qml_paletted", "remove_stale_parts", "sidecar", "write_class_metadata"]
+           "part_path", "qml_paletted", "reference_profile", "remove_stale_parts", "sidecar", "write_class_metadata"]
 
 
 def hex_to_rgb(color: str) -> tuple:
@@ -41,6 +41,25 @@ def check_writable(path: Optional[str], what: str = "output") -> None:
                             "Choose a folder you can write to.")
     if os.path.isdir(path):
         raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"The {what} path is a folder: {path}")
+
+
+def reference_profile(ds: Any) -> dict:
+    """The reference raster's profile, plus its ground control points when it is georeferenced by GCPs
+    only (no geotransform): the outputs carry them too instead of losing the georeference."""
+    profile = dict(ds.profile)
+    try:
+        gcps, gcp_crs = ds.gcps
+    except Exception:  # some drivers raise instead of returning no GCPs
+        gcps, gcp_crs = [], None
+    if gcps:
+        profile["gcps"] = (list(gcps), gcp_crs)
+    return profile
+
+
+def _write_gcps(dst: Any, ref_profile: Mapping[str, Any]) -> None:
+    if ref_profile.get("gcps"):
+        gcps, gcp_crs = ref_profile["gcps"]
+        dst.gcps = (gcps, gcp_crs)
 
 
 def class_profile(ref_profile: Mapping[str, Any], dtype: str = "uint8", nodata: float = 0) -> dict:
@@ -134,11 +153,13 @@ class ClassificationWriter:
             remove_stale_parts(path)
         self.parts[self.out_path] = part_path(self.out_path)
         self.dst = rasterio.open(self.parts[self.out_path], "w", **class_profile(ref_profile))
+        _write_gcps(self.dst, ref_profile)
         self.conf = None
         if self.confidence_path:
             self.parts[self.confidence_path] = part_path(self.confidence_path)
             self.conf = rasterio.open(self.parts[self.confidence_path], "w",
                                       **class_profile(ref_profile, dtype="float32", nodata=-1.0))
+            _write_gcps(self.conf, ref_profile)
 
     def write(self, window: Window, classes_block: np.ndarray, confidence_block: Optional[np.ndarray] = None) -> None:
         self.dst.write(classes_block.astype(np.uint8)[None], window=window)

@@ -73,7 +73,9 @@ def render_preview(hsi_ds: DatasetReader, class_ds: DatasetReader, classes: Sequ
     y = 25 + 24 * len(classes)
     draw.rectangle([x0, y, x0 + 18, y + 16], fill="black", outline="black")
     draw.text((x0 + 26, y + 2), "0 nodata", fill="black", font=font)
-    canvas.save(out_path, "PNG")
+    from backend.io.atomic import atomic_path
+    with atomic_path(out_path) as part:
+        canvas.save(part, "PNG")
     return out_path
 
 
@@ -82,7 +84,9 @@ def preview_files(hsi_path: str, classes_path: str, out_path: str) -> str:
     import json
 
     from backend.io import rasters
+    from backend.io.paths import check_outputs
     from backend.protocol import ErrorCode, LandFuseError
+    check_outputs([hsi_path, classes_path], {"preview PNG": out_path})
     with rasters.open_raster(hsi_path, "hyperspectral") as hsi, rasters.open_raster(classes_path, "class") as classes:
         try:
             table = json.loads(classes.tags().get("LANDFUSE_CLASSES", ""))

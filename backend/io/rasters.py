@@ -46,6 +46,15 @@ def gdal_env() -> rasterio.Env:
                         GDAL_NUM_THREADS=os.environ.get("LANDFUSE_GDAL_THREADS", "ALL_CPUS"))
 
 
+def require_regular_file(path: str, role: str = "input") -> None:
+    """Refuse a FIFO, device or socket as an input: reading one blocks forever or never ends."""
+    import stat
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE,
+                            f"The {role} path is not a regular file (a pipe, device or socket): {path}",
+                            "Give the path of a file on disk.")
+
+
 def open_raster(path: Optional[str], role: str = "input") -> DatasetReader:
     """Open a raster for reading, turning every failure into a typed, readable error."""
     if not path or not os.path.exists(path):
@@ -53,6 +62,7 @@ def open_raster(path: Optional[str], role: str = "input") -> DatasetReader:
                             "Check the path; the file may have been moved or deleted.")
     if os.path.isdir(path):
         raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"The {role} path is a folder, not a raster: {path}")
+    require_regular_file(path, role)
     if not os.access(path, os.R_OK):
         raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"The {role} raster cannot be read (permission denied): {path}")
     try:
@@ -103,8 +113,16 @@ def bad_band_flags(ds: Dataset) -> Set[int]:
     if envi_bbl:
         flags = _parse_envi_list(envi_bbl)
         if len(flags) == ds.count:
-            bad.update(i + 1 for i, f in enumerate(flags) if float(f) == 0)
+            bad.update(i + 1 for i, f in enumerate(flags) if _flag_is_zero(f))
     return bad
+
+
+def _flag_is_zero(text: str) -> bool:
+    """An ENVI `bbl` entry: 0 marks a bad band; junk is taken as no flag (empty bands are found anyway)."""
+    try:
+        return float(text) == 0
+    except ValueError:
+        return text.strip().lower() in ("false", "no", "bad")
 
 
 def valid_mask(ds: Dataset, data: np.ndarray, indexes: Sequence[int], window: Optional[Window] = None) -> np.ndarray:
@@ -219,28 +237,41 @@ def low_level(ds: Dataset, indexes: Sequence[int], percentile: float = 2.0) -> n
                     dtype=np.float32)
 
 
-def check_overlap(hsi: DatasetReader, aux: DatasetReader, path: str) -> Literal["pixel", "warp"]:
-    """Aux must carry a CRS (or both carry none and share the pixel grid) and overlap the HSI."""
+def _short(text: object, limit: int = 300) -> str:
+    """An error text cut to `limit` characters (a PROJJSON CRS runs to kilobytes)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def check_overlap(hsi: DatasetReader, aux: DatasetReader, path: str,
+                  role: str = "auxiliary raster") -> Literal["pixel", "warp"]:
+    """Aux (or labels: `role`) must carry a CRS (or both carry none and share the pixel grid) and overlap the HSI."""
     hsi_crs, aux_crs = dataset_crs(hsi), dataset_crs(aux)
     if hsi_crs is None or aux_crs is None:
-        if hsi_crs is None and aux_crs is None and (aux.width, aux.height) == (hsi.width, hsi.height):
+        same_size = (aux.width, aux.height) == (hsi.width, hsi.height)
+        if hsi_crs is None and aux_crs is None and same_size:
             return "pixel"  # neither is georeferenced; co-registered by array position
-        which = "the HSI" if hsi_crs is None else f"the auxiliary raster {os.path.basename(path)}"
+        which = "the HSI" if hsi_crs is None else f"the {role} {os.path.basename(path)}"
+        lacking, other = ("the HSI", f"the {role}") if hsi_crs is None else (f"the {role}", "the HSI")
+        if same_size:
+            hint = (f"Both have the same size: if they are co-registered pixel by pixel, give {lacking} the CRS "
+                    f"of {other} (QGIS: Layer Properties → Source; or gdal_edit.py -a_srs), so both carry one.")
+        else:
+            hint = "Assign the CRS in QGIS (Layer Properties → Source) or with gdal_edit.py -a_srs."
         raise LandFuseError(ErrorCode.NO_CRS,
-                            f"Cannot line up the rasters: {which} has no usable coordinate reference system.",
-                            "Assign the CRS in QGIS (Layer Properties → Source) or with gdal_edit.py -a_srs, "
-                            "or give rasters of identical size that are co-registered pixel by pixel.")
+                            f"Cannot line up the rasters: {which} has no usable coordinate reference system.", hint)
     from rasterio.warp import transform_bounds
     try:
         left, bottom, right, top = transform_bounds(aux_crs, hsi_crs, *aux.bounds, densify_pts=21)
     except Exception as exc:
         raise LandFuseError(ErrorCode.CRS_NO_OVERLAP,
-                            f"The auxiliary raster {os.path.basename(path)} cannot be transformed into the HSI's CRS: {exc}") from exc
+                            f"The {role} {os.path.basename(path)} cannot be transformed into the HSI's CRS: "
+                            f"{_short(exc)}") from exc
     h = hsi.bounds
     if not (left < h.right and right > h.left and bottom < h.top and top > h.bottom) or not np.all(
             np.isfinite([left, bottom, right, top])):
         raise LandFuseError(ErrorCode.CRS_NO_OVERLAP,
-                            f"The auxiliary raster {os.path.basename(path)} does not overlap the hyperspectral image.",
+                            f"The {role} {os.path.basename(path)} does not overlap the hyperspectral image.",
                             "Check that both layers cover the same area and carry the right CRS.")
     return "warp"
 
@@ -251,11 +282,34 @@ def aligned_aux(hsi: DatasetReader, aux: DatasetReader, mode: str) -> ContextMan
         return contextlib.nullcontext(aux)
     kwargs = dict(crs=dataset_crs(hsi), transform=hsi.transform, width=hsi.width, height=hsi.height,
                   resampling=Resampling.bilinear)
-    if aux.nodata is None:
-        # Without a nodata value the warper would fill outside the aux extent with 0, a valid
-        # height: an alpha band marks those pixels invalid through the mask instead.
-        kwargs["add_alpha"] = True
+    if aux.nodata is None or np.isnan(aux.nodata):
+        # Without a nodata value the warper would fill outside the aux extent with 0, a valid height
+        # that then drags the scene's ground level to 0. (An alpha band is no cure: the bands' own masks
+        # still say "all valid", so nothing reads it.) Warped to float32 with NaN as nodata instead,
+        # every pixel the aux does not cover reads as invalid; zero-filled corners that an earlier
+        # gdalwarp left in the file (`zero_fill_suspected`) are taken as nodata too.
+        kwargs.update(nodata=np.nan, dtype="float32")
+        if aux.nodata is None and zero_fill_suspected(aux):
+            kwargs["src_nodata"] = 0
     return WarpedVRT(aux, **kwargs)
+
+
+def zero_fill_suspected(ds: Dataset) -> bool:
+    """Whether exact zeros in a raster without a nodata value are fill rather than data: they make up at
+    least 0.5 % of the pixels, and every other value lies far from 0 (its minimum above half its
+    median, as for elevations above sea level with gdalwarp's zero-filled corners). A height model
+    relative to the ground (0–20 m) or a SAR image has values near 0 and is left alone."""
+    if ds.nodata is not None or ds.count < 1:
+        return False
+    data, valid = overview(ds, list(range(1, ds.count + 1)))
+    values = data[valid]
+    if values.size == 0:
+        return False
+    zeros = values == 0
+    rest = values[~zeros]
+    if zeros.mean() < 0.005 or rest.size < 0.1 * values.size:
+        return False
+    return bool(rest.min() > 0.5 * np.median(rest) > 0)
 
 
 def read_window(ds: Dataset, indexes: Sequence[int], window: Window) -> Tuple[np.ndarray, np.ndarray]:

@@ -95,8 +95,12 @@ def parse_wavelength_list(text: str) -> List[float]:
     (text after '#' is a comment)."""
     import os
     if os.path.isfile(text):
-        with open(text, encoding="utf-8") as f:
-            text = "\n".join(line.split("#", 1)[0] for line in f)
+        try:
+            with open(text, encoding="utf-8") as f:
+                text = "\n".join(line.split("#", 1)[0] for line in f)
+        except UnicodeDecodeError:
+            raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"The --wavelengths file is not UTF-8 text: {text}",
+                                "Save it as plain text, one number (nm or µm) a line.") from None
     values = _floats([t for t in re.split(r"[,\s;]+", text.strip()) if t])
     if not values:
         raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--wavelengths must list numbers (nm or µm), or name a file of them.")

@@ -21,6 +21,7 @@ from backend import nets
 from backend.engine import canonical, modalities
 from backend.engine import device as devices
 from backend.engine.package import save_package, sha256_file
+from backend.io.paths import check_model_folder
 from backend.protocol import ErrorCode, LandFuseError
 from backend.synth import library
 from backend.synth.library_scene import render_library_scene
@@ -172,9 +173,7 @@ def run_pretraining(config: PretrainConfig, events) -> dict:
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     rng = np.random.default_rng(config.seed)
-    out_dir = os.path.abspath(config.out)
-    if not os.access(os.path.dirname(out_dir) or ".", os.W_OK):
-        raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"Cannot write the model folder here: {out_dir}")
+    out_dir = check_model_folder(config.out, [], log)   # before any work: see io.paths
     data_dir = _require_data_dir()
     feats, dsms, targets, valids, used, magnitude = build_training_set(config.scenes, config.size, config.seed, log,
                                                                        events.progress, data_dir)

@@ -60,12 +60,12 @@ def test_tiled_and_whole_image_results_are_identical(scene, model2):
         assert np.array_equal(a.read(1), b.read(1))
 
 
-def test_nodata_in_any_modality_gives_class_zero_but_bad_bands_do_not(tmp_path):
+def test_nodata_in_any_modality_or_band_gives_class_zero_but_bad_bands_do_not(tmp_path):
     rng = np.random.default_rng(3)
     hsi = rng.normal(0, 1, (6, 40, 40)).astype(np.float32)
     hsi[:, :5, :] = -9999.0                  # a nodata strip in every band
     hsi[2] = -9999.0                         # one band nodata everywhere: dropped, not a blank map
-    hsi[4, 20:, 20:] = np.nan                # a hole in one band only: pixels stay valid
+    hsi[4, 20:, 20:] = np.nan                # a hole in one band the model reads: nodata (issue #16)
     dsm = rng.normal(0, 1, (40, 40)).astype(np.float32)
     dsm[:, :3] = np.nan                      # DSM missing at the left edge
     hsi_path = write_raster(tmp_path / "h.tif", hsi, nodata=-9999.0, band_tags={6: {"bbl": "0"}})
@@ -75,7 +75,11 @@ def test_nodata_in_any_modality_gives_class_zero_but_bad_bands_do_not(tmp_path):
     classify(hsi_path, [dsm_path], model, str(tmp_path / "o.tif"), events, tile_size=16)
     out = rasterio.open(tmp_path / "o.tif").read(1)
     assert (out[:5] == 0).all() and (out[:, :3] == 0).all()
-    assert (out[5:, 3:] > 0).all()
+    assert (out[20:, 20:] == 0).all()
+    inside = np.ones(out.shape, bool)
+    inside[:5] = inside[:, :3] = False
+    inside[20:, 20:] = False
+    assert (out[inside] > 0).all()
     logs = " ".join(e["message"] for e in events.events if e["type"] == "log")
     assert "[6]" in logs and "[3]" in logs  # flagged bbl=0 band and the empty band are reported
 

@@ -94,13 +94,17 @@ def test_atomic_dir_swaps_a_folder_in_whole(tmp_path):
     target = tmp_path / "model"
     target.mkdir()
     (target / "old.txt").write_text("old")
+    with pytest.raises(FileExistsError):      # by default an existing folder is never replaced
+        with atomic_dir(str(target)):
+            pass
+    assert os.listdir(target) == ["old.txt"] and os.listdir(tmp_path) == ["model"]
     with pytest.raises(Boom):
-        with atomic_dir(str(target)) as part:
+        with atomic_dir(str(target), may_replace=lambda p: True) as part:
             with open(os.path.join(part, "new.txt"), "w") as f:
                 f.write("half")
             raise Boom()
     assert os.listdir(target) == ["old.txt"] and os.listdir(tmp_path) == ["model"]
-    with atomic_dir(str(target)) as part:
+    with atomic_dir(str(target), may_replace=lambda p: True) as part:
         with open(os.path.join(part, "new.txt"), "w") as f:
             f.write("new")
         assert os.listdir(target) == ["old.txt"]
@@ -134,3 +138,11 @@ def test_stale_parts_of_dead_processes_are_removed(tmp_path):
     remove_stale_parts(target)
     remove_stale_parts(str(tmp_path / "model"))
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in (live, stale_dir))
+
+
+def test_a_replaced_folder_left_aside_by_a_killed_run_is_removed(tmp_path):
+    old = tmp_path / ".model.old-999999999"
+    old.mkdir()
+    (old / "model.json").write_text("{}")
+    assert remove_stale_parts(str(tmp_path / "model")) == [str(old)]
+    assert not old.exists()
