@@ -25,7 +25,8 @@ from backend import nets  # noqa: E402
 from backend.protocol import EventWriter  # noqa: E402
 
 TARGETS = {"dense_vs_patch_speedup": (">=", 50), "vs_random_forest_speed": (">=", 1),
-           "scan_cpu_speedup": (">=", 2), "scan_max_abs_err": ("<=", 1e-4), "memory_ratio_16x": ("<=", 1.3)}
+           "scan_cpu_speedup": (">=", 2), "scan_max_abs_err": ("<=", 1e-4), "memory_ratio_16x": ("<=", 1.3),
+           "batch_scaling_efficiency": (">=", 0.85), "batch_overhead_per_scene": ("<=", 0.10)}
 
 
 class Quiet(EventWriter):
@@ -190,17 +191,116 @@ def bench_train(work, size, archs):
     return results
 
 
+def _classify_seconds(scenes, model, work, tile_size):
+    """`python -m backend classify` of each scene at once, one process each with one torch and one
+    GDAL thread; the seconds each took by its own clock (its result event)."""
+    import subprocess
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", LANDFUSE_GDAL_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "backend", "classify", "--hsi", hsi, "--aux", dsm, "--model", model,
+                               "--out", os.path.join(work, f"control{i}.tif"), "--device", "cpu",
+                               "--tile-size", str(tile_size)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for i, (hsi, dsm) in enumerate(scenes)]
+    return [json.loads(p.communicate()[0].strip().splitlines()[-1])["timings"]["total_s"] for p in procs]
+
+
+def bench_batch(work, size, bands, arch, n_scenes=8, tile_size=256, repeats=2):
+    """classify-batch on a LocalCluster: `n_scenes` scenes with 1 and with 2 workers of one thread
+    each, against plain `classify` of the same scenes in this process with one torch and one GDAL
+    thread (one worker's resources). Rounds of (plain, 1 worker, 2 workers; then the other way
+    round) and a control repeat `repeats` times; each figure takes its fastest round (the least
+    disturbed by other load).
+
+    scaling efficiency = throughput(2 workers) / (2 × throughput(1 worker)); per-scene overhead =
+    batch time with 1 worker / plain time - 1. Cluster start-up and shutdown (seconds per run, not
+    per scene) are reported apart. The control: one plain classify process alone, then two at once
+    (one scene each): what this machine gives two busy processes right now (1.0 = two free cores;
+    a shared or hyper-threaded machine gives less); batch_scaling_vs_machine divides it out."""
+    import shutil
+
+    import rasterio
+
+    from backend.batch.run import BatchConfig, run_batch
+    from backend.engine.classify import classify
+    from backend.io.rasters import gdal_env
+    scene, model, _ = scene_with_model(work, size, bands, arch, seed=5)
+    folder = os.path.join(work, "batch_scenes")
+    os.makedirs(folder)
+    pairs = []
+    for i in range(n_scenes):
+        pairs.append((os.path.join(folder, f"scene{i}.tif"), os.path.join(folder, f"scene{i}_dsm.tif")))
+        shutil.copy(scene["hsi"], pairs[-1][0])
+        shutil.copy(scene["dsm"], pairs[-1][1])
+
+    def plain_run():
+        threads, gdal_threads = torch.get_num_threads(), os.environ.get("LANDFUSE_GDAL_THREADS")
+        torch.set_num_threads(1)
+        os.environ["LANDFUSE_GDAL_THREADS"] = "1"
+        try:
+            start = time.perf_counter()
+            for i, (hsi, dsm) in enumerate(pairs):
+                with gdal_env():
+                    classify(hsi, [dsm], model, os.path.join(work, f"plain{i}.tif"), Quiet(), device="cpu",
+                             tile_size=tile_size)
+            return {"wall_s": time.perf_counter() - start}
+        finally:
+            torch.set_num_threads(threads)
+            if gdal_threads is None:
+                os.environ.pop("LANDFUSE_GDAL_THREADS", None)
+            else:
+                os.environ["LANDFUSE_GDAL_THREADS"] = gdal_threads
+
+    def batch_run(workers, r):
+        out = os.path.join(work, f"batch_out_{workers}_{r}")
+        result = run_batch(BatchConfig(inputs=[folder], aux_patterns=["{stem}_dsm.tif"], model=model, out_dir=out,
+                                       workers=workers, worker_threads=1, device="cpu", tile_size=tile_size), Quiet())
+        assert result["metrics"]["ok"] == n_scenes, result
+        return {"wall_s": result["timings"]["cluster_run_s"], "start_s": result["timings"]["cluster_start_s"],
+                "total_s": result["timings"]["total_s"], "windows": result["metrics"]["windows"], "out": out}
+
+    rounds = []
+    for r in range(repeats):
+        load = os.getloadavg()[0]
+        row = {"load_1min": load}
+        # every other round in the opposite order: a slow spell on a shared machine then hits each in turn
+        for what in (("plain", 1, 2) if r % 2 == 0 else (2, 1, "plain")):
+            row[what] = plain_run() if what == "plain" else batch_run(what, r)
+        alone = _classify_seconds(pairs[:1], model, work, tile_size)[0]
+        both = _classify_seconds(pairs[:2], model, work, tile_size)
+        row["control"] = {"alone_s": alone, "two_at_once_s": both, "efficiency": alone / statistics.mean(both)}
+        rounds.append(row)
+        print(f"round {r + 1}/{repeats} (load average {load:.1f}): plain {row['plain']['wall_s']:.1f} s, "
+              f"1 worker {row[1]['wall_s']:.1f} s (+{row[1]['start_s']:.1f} s start), 2 workers {row[2]['wall_s']:.1f} s "
+              f"(+{row[2]['start_s']:.1f} s start) for {n_scenes} scenes; control: one classify alone {alone:.1f} s, "
+              f"two at once {both[0]:.1f} and {both[1]:.1f} s", flush=True)
+    best = {k: min(rounds, key=lambda row: row[k]["wall_s"])[k] for k in ("plain", 1, 2)}
+    machine = max(row["control"]["efficiency"] for row in rounds)
+    with rasterio.open(os.path.join(work, "plain0.tif")) as a, \
+            rasterio.open(os.path.join(best[2]["out"], "scene0_classes.tif")) as b:
+        same = bool(np.array_equal(a.read(), b.read()))
+    windows = best[1]["windows"]
+    efficiency = best[1]["wall_s"] / (2 * best[2]["wall_s"])
+    return {"batch_scaling_efficiency": efficiency,
+            "batch_overhead_per_scene": best[1]["wall_s"] / best["plain"]["wall_s"] - 1,
+            "batch_overhead_per_scene_with_startup": best[1]["total_s"] / best["plain"]["wall_s"] - 1,
+            "machine_two_process_efficiency": machine,
+            "batch_scaling_vs_machine": efficiency / machine,
+            "batch_seconds_per_window": best["plain"]["wall_s"] / windows,
+            "batch": {"scenes": n_scenes, "size": size, "bands": bands, "arch": arch, "tile_size": tile_size,
+                      "windows": windows, "rounds": [{str(k): v for k, v in row.items()} for row in rounds],
+                      "maps_equal_classify": same}}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke run)")
     parser.add_argument("--only", nargs="*", default=None,
-                        help="dense_vs_patch random_forest scan memory train")
+                        help="dense_vs_patch random_forest scan memory train batch")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--arch", default="m3amba")
     args = parser.parse_args()
     from backend.engine.device import tune_host_allocator
     tune_host_allocator()  # as every backend command does at start (cli.main): baselines run under it too
-    only = set(args.only or ["dense_vs_patch", "random_forest", "scan", "memory", "train"])
+    only = set(args.only or ["dense_vs_patch", "random_forest", "scan", "memory", "train", "batch"])
     repeats = 2 if args.quick else 3
     size = 256 if args.quick else 512
     work = tempfile.mkdtemp(prefix="landfuse-bench-")
@@ -232,6 +332,9 @@ def main():
         figures["memory"] = mem
     if "train" in only:
         figures["train_seconds_300px"] = bench_train(work, 300, ["tiny", "m3amba", "bdgf"] if not args.quick else ["tiny"])
+    if "batch" in only:
+        figures.update(bench_batch(work, size, 144 if not args.quick else 32, args.arch,
+                                   tile_size=256 if not args.quick else 128, repeats=1 if args.quick else 3))
     results["figures"] = figures
     out = os.path.join(REPO, "benchmarks", "results.json" if args.device == "cpu" else f"results-{args.device}.json")
     with open(out, "w") as f:

@@ -6,11 +6,12 @@ from qgis.PyQt.QtGui import QIcon
 from ..paths import plugin_version, resource
 from .assess_accuracy import AssessAccuracy
 from .backend_diagnostics import BackendDiagnostics
+from .classify_batch import ClassifyBatch
 from .classify_raster import ClassifyRaster
 from .finetune_model import FinetuneModel
 from .train_model import TrainModel
 
-ALGORITHMS = (ClassifyRaster, TrainModel, FinetuneModel, AssessAccuracy, BackendDiagnostics)
+ALGORITHMS = (ClassifyRaster, ClassifyBatch, TrainModel, FinetuneModel, AssessAccuracy, BackendDiagnostics)
 
 
 class LandFuseProvider(QgsProcessingProvider):

@@ -5,8 +5,8 @@ import sys
 
 from qgis.core import QgsApplication
 
-EXPECTED_ALGORITHMS = {"landfuse:classify_raster", "landfuse:train_model", "landfuse:finetune_model",
-                       "landfuse:assess_accuracy", "landfuse:backend_diagnostics"}
+EXPECTED_ALGORITHMS = {"landfuse:classify_raster", "landfuse:classify_batch", "landfuse:train_model",
+                       "landfuse:finetune_model", "landfuse:assess_accuracy", "landfuse:backend_diagnostics"}
 
 
 def test_import_does_not_load_torch(plugin_root):

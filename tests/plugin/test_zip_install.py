@@ -30,7 +30,8 @@ from conftest import ROOT
 PLUGIN = "landfuse"
 MODEL_ID = "demo-tiny"
 ALGORITHMS = {f"{PLUGIN}:{name}" for name in
-              ("classify_raster", "train_model", "finetune_model", "assess_accuracy", "backend_diagnostics")}
+              ("classify_raster", "classify_batch", "train_model", "finetune_model", "assess_accuracy",
+               "backend_diagnostics")}
 
 
 def _load_script(name):
