@@ -51,13 +51,14 @@ class BenchmarkConfig:
     skip_checksums: bool = False
     resume: bool = False
     device: str = "auto"
+    cross_validate: bool = True   # the networks' own blocked cross-validated estimate (part of `train`)
     command: Sequence[str] = ()
 
 
-def _train_net(arch, data, labels, model_dir, seed, epochs, tile_size, device, events):
+def _train_net(arch, data, labels, model_dir, seed, epochs, tile_size, device, events, cross_validate=True):
     from backend.training.train import run_training
     config = TrainConfig(hsi=data["hsi"], labels=labels, out=model_dir, aux=tuple(data["aux"]), arch=arch,
-                         epochs=epochs, device=device, seed=seed, tile_size=tile_size)
+                         epochs=epochs, device=device, seed=seed, tile_size=tile_size, cross_validate=cross_validate)
     return run_training(config, events)
 
 
@@ -233,7 +234,7 @@ def run_benchmark(config: BenchmarkConfig, events) -> dict:
                 else:
                     started = time.perf_counter()
                     trained = _train_net(arch, data, labels, os.path.join(run_dir, "model"), seed, config.epochs,
-                                         config.tile_size, device, nested)
+                                         config.tile_size, device, nested, config.cross_validate)
                     train_s = time.perf_counter() - started
                     started = time.perf_counter()
                     _classify_net(data, os.path.join(run_dir, "model"), prediction, device, nested)

@@ -15,7 +15,12 @@ lined up by array position (rasters.check_overlap's "pixel" mode).
 
 Datasets: trento, houston2013, muufl, augsburg (the four standard HSI+LiDAR/SAR benchmarks), and two
 real scenes available to LandFuse's own tests: dfc2018_crop (HSI-PCA5 + DSM, no official split: a
-seeded split by whole blocks) and indian_pines_msi (10-band MSI, standard split, no LiDAR).
+seeded split by whole blocks) and indian_pines_msi (10-band MSI, standard split, no LiDAR; or
+indian_pines_msi_blocks: the same labels re-split by seeded blocks). Four more real single-sensor scenes,
+each split by seeded blocks: salinas_a (AVIRIS, approximate band centres), indian_pines_crop (AVIRIS, exact
+centres and FWHM), dfc2018_houston_crop (CASI at 1 m, majority label per HSI pixel of a 4× finer label
+grid) and samson (wavelengths from its ENVI header). Where a scene has band centres, hsi.tif carries them
+as per-band `wavelength`/`fwhm` items (what backend.io.spectral reads).
 """
 
 import hashlib
@@ -72,9 +77,25 @@ CLASS_NAMES = {
                          "grass-pasture-mowed", "oats"],
 }
 
+CLASS_NAMES["indian_pines_msi_blocks"] = CLASS_NAMES["indian_pines_msi"]
+CLASS_NAMES.update({
+    "salinas_a": ["broccoli green weeds 1", "corn senesced green weeds", "lettuce romaine 4 wk",
+                  "lettuce romaine 5 wk", "lettuce romaine 6 wk", "lettuce romaine 7 wk"],
+    "indian_pines_crop": ["corn-notill", "grass-trees", "soybean-notill", "soybean-mintill"],
+    "dfc2018_houston_crop": [f"class_{i}" for i in range(1, 13)],   # the data's author gives no names
+    "samson": ["tree", "soil", "water"],
+})
+# Source class ids of the real scenes, in the order of their names above (renumbered 1..N).
+SALINAS_A_IDS = (1, 10, 11, 12, 13, 14)
+INDIAN_CROP_IDS = (2, 6, 10, 11)
+SAMSON_IDS = (4, 5, 6)
+# Block edge (px) of the seeded spatially disjoint split of the real scenes: about an eighth of the side.
+SCENE_BLOCKS = {"salinas_a": 10, "indian_pines_crop": 10, "dfc2018_houston_crop": 16, "samson": 12,
+                "indian_pines_msi_blocks": 18}
+
 DATASETS = tuple(CLASS_NAMES)
 # Datasets without an official split: the split is drawn from a seed (one per benchmark seed).
-SEEDED_SPLIT = ("muufl", "dfc2018_crop")
+SEEDED_SPLIT = ("muufl", "dfc2018_crop") + tuple(SCENE_BLOCKS)
 DFC_BLOCK = 30            # dfc2018_crop: blocks of 30×30 px (100 blocks), half of them test
 DFC_TEST_FRACTION = 0.5
 MUUFL_DEFAULT_TRAIN = "20"  # per class; "150" or "5%" are the other usual choices
@@ -167,9 +188,10 @@ def class_table(dataset):
             for i, name in enumerate(CLASS_NAMES[dataset])]
 
 
-def write_raster(path: str, data: np.ndarray, tags: Optional[Dict[str, str]] = None, dtype: str = "float32") -> str:
+def write_raster(path: str, data: np.ndarray, tags: Optional[Dict[str, str]] = None, dtype: str = "float32",
+                 band_tags: Optional[List[Dict[str, str]]] = None) -> str:
     """A CRS-less GeoTIFF (identity transform), written atomically: lined up with its partners by array
-    position."""
+    position. `band_tags`: one dict of metadata items per band (e.g. `wavelength`, `fwhm`)."""
     import rasterio
     data = np.asarray(data)
     if data.ndim == 2:
@@ -185,6 +207,8 @@ def write_raster(path: str, data: np.ndarray, tags: Optional[Dict[str, str]] = N
             dst.write(data.astype(dtype))
             if tags:
                 dst.update_tags(**tags)
+            for band, items in enumerate(band_tags or (), start=1):
+                dst.update_tags(band, **items)
     return path
 
 
@@ -349,9 +373,126 @@ def _read_indian_pines_msi(d, log, check, seed, train_size):
     return hsi, {}, tr, ts, files, "standard split (IndianTR123 / IndianTE123)"
 
 
+def _band_items(centres, fwhm=None):
+    """Per-band metadata items (nm) the way backend.io.spectral reads them back."""
+    items = []
+    for i, c in enumerate(centres):
+        item = {"wavelength": f"{float(c):.3f}", "wavelength_units": "Nanometers"}
+        if fwhm is not None:
+            item["fwhm"] = f"{float(fwhm[i]):.3f}"
+        items.append(item)
+    return items
+
+
+def _csv_columns(path):
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                rows.append([float(v) for v in line.split(",")])
+    return [list(col) for col in zip(*rows)]
+
+
+def _renumber(gt, values):
+    """Class ids `values` (in that order) → 1..len(values); anything else 0."""
+    out = np.zeros_like(gt)
+    for i, v in enumerate(values, start=1):
+        out[gt == v] = i
+    return out
+
+
+def _read_salinas_a(d, log, check, seed, train_size):
+    cube_path = _need(d, "salinas_a", "SalinasA_corrected.mat")
+    gt_path = _need(d, "salinas_a", "SalinasA_gt.mat")
+    files = [check(p) for p in (cube_path, gt_path)]
+    gt = _renumber(_labels(mat_array(gt_path, ("salinasA_gt",), (2,))), SALINAS_A_IDS)
+    hsi = _cube(mat_array(cube_path, ("salinasA_corrected",), (3,)), gt.shape)
+    bands = None
+    wl_path = _find(d, "wavelengths_204_APPROX_generic_AVIRIS.csv")
+    if wl_path:
+        centres = _csv_columns(wl_path)[0]
+        if len(centres) == hsi.shape[0]:
+            bands = _band_items(centres)
+            log("salinas_a: band centres are approximate (a generic AVIRIS table, not this flight's calibration)",
+                "warning")
+    tr, ts, note = block_split(gt, seed, SCENE_BLOCKS["salinas_a"])
+    return hsi, {}, tr, ts, files, note, bands
+
+
+def _read_indian_pines_crop(d, log, check, seed, train_size):
+    cube_path = _need(d, "indian_pines_crop", "Indian_part_85x70.mat")
+    gt_path = _need(d, "indian_pines_crop", "Indian_part_85x70_gt_originalIDs.npy")
+    wl_path = _need(d, "indian_pines_crop", "wavelengths_200_from_92AV3C.csv")
+    files = [check(p) for p in (cube_path, gt_path)]
+    gt = _renumber(_labels(np.load(gt_path)), INDIAN_CROP_IDS)
+    hsi = _cube(mat_array(cube_path, ("X",), (3,)), gt.shape)
+    centres, fwhm = _csv_columns(wl_path)[:2]
+    if len(centres) != hsi.shape[0]:
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"indian_pines_crop: {len(centres)} band centres for "
+                            f"{hsi.shape[0]} bands in {os.path.basename(wl_path)}.")
+    tr, ts, note = block_split(gt, seed, SCENE_BLOCKS["indian_pines_crop"])
+    return hsi, {}, tr, ts, files, note, _band_items(centres, fwhm)
+
+
+def majority_labels(fine: np.ndarray, factor: int, min_share: float = 0.5) -> np.ndarray:
+    """One label per `factor`×`factor` cell of a finer label grid: the most frequent class, kept only
+    when it covers at least `min_share` of the cell (0 = unlabelled never wins)."""
+    h, w = fine.shape[0] // factor, fine.shape[1] // factor
+    cells = fine[:h * factor, :w * factor].reshape(h, factor, w, factor).transpose(0, 2, 1, 3).reshape(h, w, -1)
+    top = int(cells.max())
+    counts = np.stack([(cells == k).sum(-1) for k in range(1, top + 1)], -1)
+    best = counts.argmax(-1) + 1
+    return np.where(counts.max(-1) >= min_share * factor * factor, best, 0).astype(np.int64)
+
+
+def _read_dfc2018_houston_crop(d, log, check, seed, train_size):
+    path = _need(d, "dfc2018_houston_crop", "houston_dataset.mat")
+    files = [check(path)]
+    arrays = load_mat(path)
+    cube = np.asarray(arrays["hyprImg"])
+    fine = _labels(arrays["clasLabs"])
+    factor = fine.shape[0] // cube.shape[0]
+    if factor < 1 or fine.shape[0] != factor * cube.shape[0] or fine.shape[1] != factor * cube.shape[1]:
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"dfc2018_houston_crop: labels {fine.shape} are not a whole "
+                            f"multiple of the HSI grid {cube.shape[:2]}.")
+    gt = majority_labels(fine, factor)
+    hsi = _cube(cube, gt.shape)
+    tr, ts, note = block_split(gt, seed, SCENE_BLOCKS["dfc2018_houston_crop"])
+    note += f"; labels: majority class of each {factor}×{factor} cell of the finer label grid (≥ half of it)"
+    return hsi, {}, tr, ts, files, note
+
+
+def _read_samson(d, log, check, seed, train_size):
+    import rasterio
+
+    from backend.io.spectral import band_wavelengths
+    img_path = _need(d, "samson", "samson_1.img")
+    lab_path = _need(d, "samson", "samson_labels.tif")
+    files = [check(p) for p in (img_path, lab_path)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(img_path) as src:
+            hsi = src.read().astype(np.float32)
+            centres, fwhm, _ = band_wavelengths(src)
+    gt = _renumber(_labels(_read_tif(lab_path)[0]), SAMSON_IDS)
+    if hsi.shape[1:] != gt.shape:
+        raise LandFuseError(ErrorCode.INPUT_UNREADABLE, f"samson: image {hsi.shape[1:]} vs labels {gt.shape}.")
+    tr, ts, note = block_split(gt, seed, SCENE_BLOCKS["samson"])
+    return hsi, {}, tr, ts, files, note, _band_items(centres, fwhm) if centres else None
+
+
+def _read_indian_pines_msi_blocks(d, log, check, seed, train_size):
+    hsi, aux, tr, ts, files, _ = _read_indian_pines_msi(d, log, check, seed, train_size)
+    tr, ts, note = block_split(np.maximum(tr, ts), seed, SCENE_BLOCKS["indian_pines_msi_blocks"])
+    return hsi, aux, tr, ts, files, note + " (standard train ∪ test labels re-split)"
+
+
 READERS = {"trento": _read_trento, "houston2013": _read_houston, "muufl": _read_muufl,
            "augsburg": _read_augsburg, "dfc2018_crop": _read_dfc2018_crop,
-           "indian_pines_msi": _read_indian_pines_msi}
+           "indian_pines_msi": _read_indian_pines_msi, "indian_pines_msi_blocks": _read_indian_pines_msi_blocks,
+           "salinas_a": _read_salinas_a, "indian_pines_crop": _read_indian_pines_crop,
+           "dfc2018_houston_crop": _read_dfc2018_houston_crop, "samson": _read_samson}
 
 
 def block_split(gt: np.ndarray, seed: int, block: int = DFC_BLOCK,
@@ -389,7 +530,9 @@ def prepare(dataset, data_dir, work_dir, log=lambda message, level="info": None,
         return {"file": os.path.basename(path), "sha256": checked[path],
                 "official": OFFICIAL_SHA256.get(dataset, {}).get(os.path.basename(path)) == checked[path]}
 
-    hsi, aux, train, test, files, note = READERS[dataset](data_dir, log, check, seed, train_size)
+    read = READERS[dataset](data_dir, log, check, seed, train_size)
+    hsi, aux, train, test, files, note = read[:6]
+    hsi_band_tags = read[6] if len(read) > 6 else None   # band centres/FWHM where the data has them
     overlap = int(((train > 0) & (test > 0)).sum())
     if overlap:
         raise LandFuseError(ErrorCode.BAD_LABELS, f"{dataset}: {overlap} pixels are labelled in both train and test.")
@@ -402,7 +545,8 @@ def prepare(dataset, data_dir, work_dir, log=lambda message, level="info": None,
     os.makedirs(work_dir, exist_ok=True)
     out = {"dataset": dataset, "data_dir": data_dir, "split": note, "files": files,
            "shape": [int(hsi.shape[1]), int(hsi.shape[2])], "hsi_bands": int(hsi.shape[0])}
-    out["hsi"] = write_raster(os.path.join(work_dir, "hsi.tif"), hsi)
+    out["hsi"] = write_raster(os.path.join(work_dir, "hsi.tif"), hsi, band_tags=hsi_band_tags)
+    out["wavelengths"] = bool(hsi_band_tags)
     out["aux"] = [write_raster(os.path.join(work_dir, f"aux_{name}.tif"), array) for name, array in aux.items()]
     out["aux_names"] = list(aux)
     out["train"] = write_labels(os.path.join(work_dir, "train.tif"), train, classes, note)

@@ -10,6 +10,7 @@ ARCHITECTURES = {
     "tiny": "backend.nets.tiny",
     "m3amba": "backend.nets.m3amba",
     "bdgf": "backend.nets.bdgf",
+    "spectral": "backend.nets.spectral",
 }
 
 

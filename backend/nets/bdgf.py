@@ -60,6 +60,10 @@ DEFAULT_PARAMS = {
     "feature_weight": 0.1,
     "kl_temperature": 1.0,
     "freeze_diffusion": False,  # True: the pretrained denoiser is a fixed feature extractor
+    # > 0: a per-pixel spectral path (nets.spectral.SpectralHead) adds its logits to the fused head's;
+    # 0 (every package made before issue 20) builds the network exactly as before.
+    "spectral_dim": 0,
+    "spectral_conv1d": 0,
 }
 
 
@@ -312,6 +316,11 @@ class BDGF(nn.Module):
         self.heads = nn.ModuleDict({k: nn.Conv2d(dim, self.num_classes, 1) for k in self.branch_names})
         self.fused_head = nn.Sequential(nn.Conv2d(3 * dim, dim, 1), ChannelNorm(dim), nn.GELU(),
                                         nn.Conv2d(dim, self.num_classes, 1))
+        self.spectral = None
+        if int(p.get("spectral_dim") or 0) > 0:
+            from .spectral import SpectralHead
+            self.spectral = SpectralHead(channels, self.num_classes, int(p["spectral_dim"]),
+                                         2 * int(p["spectral_dim"]), int(p.get("spectral_conv1d") or 0))
         self._extra: dict = {}
         self.last_branch_logits: dict = {}
 
@@ -393,6 +402,8 @@ class BDGF(nn.Module):
             feats[k] = f
             logits[k] = self.heads[k](f)[..., :H, :W]
         fused = self.fused_head(torch.cat([feats[k] for k in self.branch_names], 1))[..., :H, :W]
+        if self.spectral is not None:
+            fused = fused + self.spectral(list(inputs))
         self.last_branch_logits = {k: v.detach() for k, v in logits.items()}
         if self.training:
             self._extra = self._mutual_losses(fused, logits, {k: f[..., :H, :W] for k, f in feats.items()})

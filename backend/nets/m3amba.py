@@ -37,6 +37,10 @@ DEFAULT_PARAMS = {
     "clip_quick_gelu": True,  # OpenAI weights use QuickGELU; most open_clip-trained ones use GELU
     "clip_adapter_dim": 32,
     "clip_image_size": None,  # side the 3-channel image is resized to; None: the checkpoint's own
+    # > 0: a per-pixel spectral path (nets.spectral.SpectralHead) of this width adds its logits to the
+    # decoder's; 0 (every package made before issue 20) builds the network exactly as before.
+    "spectral_dim": 0,
+    "spectral_conv1d": 0,
 }
 
 
@@ -100,6 +104,12 @@ class M3amba(nn.Module):
         self.decoder = nn.Sequential(
             nn.Conv2d(dec_in, dim, 3, padding=1), ChannelNorm(dim), nn.GELU(), nn.Conv2d(dim, self.num_classes, 1)
         )
+
+        self.spectral = None
+        if int(p.get("spectral_dim") or 0) > 0:
+            from .spectral import SpectralHead
+            self.spectral = SpectralHead(sum(self.modality_bands), self.num_classes, int(p["spectral_dim"]),
+                                         2 * int(p["spectral_dim"]), int(p.get("spectral_conv1d") or 0))
 
         self.uses_clip = bool(p.get("clip_checkpoint"))
         if self.uses_clip:
@@ -176,6 +186,8 @@ class M3amba(nn.Module):
                 aux = aux + f
             dec.append(aux if len(full) == 2 else aux / (len(full) - 1))
         logits = self.decoder(torch.cat(dec, dim=1))
+        if self.spectral is not None:
+            logits = logits + self.spectral(inputs)
         return logits[..., :H, :W]
 
 

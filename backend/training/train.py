@@ -27,9 +27,11 @@ from backend.engine.package import load_model, save_package, sha256_file
 from backend.engine.tiles import iter_tiles
 from backend.evaluation.metrics import confusion_matrix, summarize_confusion
 from backend.io.labels import load_labels
+from backend.io.paths import check_model_folder
 from backend.io.spectral import band_wavelengths
 from backend.protocol import ErrorCode, LandFuseError
 from backend.synth.labels import block_ids
+from backend.training import fewlabel
 from backend.training.config import TrainConfig
 from backend.training.optimisation import augment_batch, class_weights, train_step
 
@@ -224,6 +226,7 @@ class _Split:
 class _Fit:
     epochs_run: int
     best_epoch: int
+    recipe: Optional[dict] = None   # the few-label recipe's schedule (steps, warm-up); None: the legacy loop
 
 
 def _modality_entries(readers, magnitudes, wavelengths) -> list:
@@ -279,6 +282,10 @@ def _targets(scene: _Scene, classes: list, seed: int, log) -> _Split:
     n_labelled = int((targets >= 0).sum())
     if n_labelled == 0:
         raise LandFuseError(ErrorCode.BAD_LABELS, "Every labelled pixel falls on nodata in the image.")
+    labelled_classes = np.unique(targets[targets >= 0])
+    if labelled_classes.size < 2:
+        log(f"Only one class ({classes[int(labelled_classes[0])]['name']}) is labelled: a model trained on it "
+            "can only paint every pixel that class. Label at least two classes.", "warning")
     h, w = targets.shape
     block = max(8, min(32, min(h, w) // 8))
     train, val = spatial_split(targets, len(classes), block, seed)
@@ -394,9 +401,10 @@ def run_training(config: TrainConfig, events) -> dict:
     else:
         arch = config.arch
         params = nets.default_params(arch)
-    out_dir = os.path.abspath(config.out)
-    if not os.access(os.path.dirname(out_dir) or ".", os.W_OK):
-        raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"Cannot write the model folder here: {out_dir}")
+        if config.resolved_recipe == fewlabel.RECIPE:
+            params.update(fewlabel.arch_params(arch))
+    # Refused before any work (io.paths): an input, a folder holding one, or a folder that is no model package.
+    out_dir = check_model_folder(config.out, [config.hsi, *config.aux, config.labels, config.base_model], log)
     scene = _read_scene(config, base, log)
     classes = _class_table(config, base, scene, log)
     split = _targets(scene, classes, config.seed, log)
@@ -407,8 +415,20 @@ def run_training(config: TrainConfig, events) -> dict:
         transfer_weights(net, base.state, [base_values.index(c["value"]) if c["value"] in base_values else None
                                            for c in classes], len(base_values), log)
     net.to(dev)
-    fit = _fit(net, arch, len(classes), config, scene, split, dev, events, rng)
-    metrics = _validation_metrics(net, arch, scene, split, classes, dev)
+    if config.resolved_recipe == fewlabel.RECIPE:
+        def make_net():
+            fresh = nets.build(arch, params, [a.shape[0] for a in scene.arrays], len(classes))
+            if config.finetune:
+                transfer_weights(fresh, base.state, [base_values.index(c["value"]) if c["value"] in base_values
+                                                     else None for c in classes], len(base_values), lambda m: None)
+            return fresh.to(dev)
+        done = fewlabel.fit_and_estimate(net, make_net, scene.arrays, split.targets, split.block, classes,
+                                         config.finetune, config.epochs, config.seed, dev, events,
+                                         cross_validate=config.cross_validate)
+        fit, metrics = _Fit(done["fit"]["units"], done["fit"]["units"], done["fit"]), done["metrics"]
+    else:
+        fit = _fit(net, arch, len(classes), config, scene, split, dev, events, rng)
+        metrics = _validation_metrics(net, arch, scene, split, classes, dev)
     seconds = round(time.perf_counter() - started, 1)
     command = "python -m backend " + shlex.join(config.cli_argv())
     manifest = _manifest(config, arch, params, scene, classes, metrics, fit, seconds, dev, split.block)
@@ -438,12 +458,15 @@ def _manifest(config: TrainConfig, arch: str, params: dict, scene: _Scene, class
         "training": {"landfuse": __version__, "torch": torch.__version__, "data": data, "seed": config.seed,
                      "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "seconds": seconds, "device": dev,
                      "split_block": block, "finetuned_from": config.base_model and os.path.basename(
-                         os.path.abspath(config.base_model))},
+                         os.path.abspath(config.base_model)),
+                     **({"recipe": fewlabel.RECIPE, **fit.recipe} if fit.recipe else {})},
         "metrics": metrics,
     }
 
 
 def _card(manifest: dict, command: str) -> str:
+    if manifest["training"].get("recipe") == fewlabel.RECIPE:
+        return fewlabel.card(manifest, command)
     m = manifest["metrics"]
     t = manifest["training"]
     lines = [f"# {manifest['name']}", "",
