@@ -6,7 +6,8 @@ onto the engine's typed inputs (configs, plain parameters). Options that several
 registries (`backend.nets.ARCHITECTURES`, the benchmark's datasets), so the CLI cannot drift from them.
 
 Exit status: 0 only after a `result` event; 1 after an `error` event; 2 for bad arguments
-(also reported as an `error` event); 130 when cancelled (SIGTERM / SIGINT).
+(also reported as an `error` event); 130 when cancelled (SIGTERM / SIGINT); 3 after the `result` of a
+`classify-batch` in which some inputs failed (its summary says which; `--allow-failures`: 0).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Callable, Optional
 from backend import nets
 from backend.engine import device as devices
 from backend.protocol import DEFAULT_TILE_SIZE, ErrorCode, EventWriter, LandFuseError
-from backend.training.config import DEVICES, PRETRAIN_DEFAULTS, PretrainConfig, TrainConfig
+from backend.training.config import DEVICES, PRETRAIN_DEFAULTS, RECIPES, TRAIN_DEFAULT_ARCH, PretrainConfig, TrainConfig
 
-BENCHMARK_DATASETS = ("trento", "houston2013", "muufl", "augsburg", "dfc2018_crop", "indian_pines_msi")
+BENCHMARK_DATASETS = ("trento", "houston2013", "muufl", "augsburg", "dfc2018_crop", "indian_pines_msi",
+                      "indian_pines_msi_blocks", "salinas_a", "indian_pines_crop", "dfc2018_houston_crop", "samson")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -40,8 +42,26 @@ def _device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=list(DEVICES))
 
 
+def _at_least(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [minimum, maximum] (a bad value becomes a bad_arguments event)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range: it must be at least {minimum}" + (f" and at most {maximum}" if maximum else ""))
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+SEED = _at_least(0, 2 ** 32 - 1)   # what numpy's and torch's generators accept
+
+
 def _seed(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
 
 
 def _wavelengths(p: argparse.ArgumentParser, help_text: Optional[str] = None) -> None:
@@ -50,8 +70,8 @@ def _wavelengths(p: argparse.ArgumentParser, help_text: Optional[str] = None) ->
         "overrides the raster's metadata; used by generic models"))
 
 
-def _arch(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default="m3amba", choices=list(nets.ARCHITECTURES))
+def _arch(p: argparse.ArgumentParser, default: str = "m3amba") -> None:
+    p.add_argument("--arch", default=default, choices=list(nets.ARCHITECTURES))
 
 
 def _model_out(p: argparse.ArgumentParser) -> None:
@@ -103,6 +123,50 @@ def _classify(args, events):
                     wavelengths=_parsed_wavelengths(args))
 
 
+def _classify_batch_arguments(p):
+    p.add_argument("--inputs", nargs="+", required=True,
+                   help="hyperspectral rasters: files, a glob in quotes, a folder, or @list.txt (one per line)")
+    aux = p.add_mutually_exclusive_group()
+    aux.add_argument("--aux", nargs="+", action="append", default=[],
+                     help="one auxiliary modality: one raster for every scene (a mosaic) or one per scene, in "
+                          "the order of --inputs; repeat the option for each modality")
+    aux.add_argument("--aux-pattern", action="append", default=[],
+                     help="one auxiliary modality by name, e.g. '{stem}_dsm.tif' ({stem}, {name}, {dir}; relative "
+                          "to the scene's folder); repeat for each modality")
+    p.add_argument("--model", required=True, help="model package folder")
+    p.add_argument("--out-dir", required=True, help="folder for the maps and classify_batch.json (made if missing)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="a running Dask scheduler (tcp://host:8786); default: a local cluster")
+    where.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
+    p.add_argument("--worker-threads", type=int, help="torch/GDAL threads per local worker (default: cores ÷ workers)")
+    p.add_argument("--confidence", action="store_true", help="also write NAME_confidence.tif per scene")
+    _device(p)
+    p.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="window side in pixels, as for classify")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass, as for classify")
+    p.add_argument("--windows-per-task", type=int, default=None,
+                   help="windows per Dask task (default: about 1 Mpx of windows)")
+    p.add_argument("--allow-failures", action="store_true",
+                   help="exit 0 even when some inputs failed (the summary lists them)")
+    _wavelengths(p)
+
+
+def _classify_batch(args, events):
+    for name in ("workers", "worker_threads", "windows_per_task", "batch_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"--{name.replace('_', '-')} must be ≥ 1")
+    if args.tile_size < 16:
+        raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--tile-size must be ≥ 16")
+    from backend.batch.run import BatchConfig, run_batch
+    result = run_batch(BatchConfig(
+        inputs=args.inputs, model=args.model, out_dir=args.out_dir, aux=args.aux, aux_patterns=args.aux_pattern,
+        scheduler=args.scheduler, workers=args.workers, worker_threads=args.worker_threads,
+        confidence=args.confidence, device=args.device, tile_size=args.tile_size, batch_size=args.batch_size,
+        windows_per_task=args.windows_per_task, wavelengths=_parsed_wavelengths(args), command=tuple(args.argv)), events)
+    if args.allow_failures:
+        result["exit_status"] = 0
+    return result
+
+
 def _info_arguments(p):
     p.add_argument("--model", required=True)
 
@@ -125,15 +189,21 @@ def _training_arguments(p):
     p.add_argument("--labels", required=True, help="label raster (0 = unlabelled) or vector file")
     p.add_argument("--class-field", help="class field of a vector label file")
     _model_out(p)
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=_at_least(1), default=None)
     _device(p)
     _seed(p)
-    p.add_argument("--tile-size", type=int, default=64, help="training tile size")
+    p.add_argument("--tile-size", type=_at_least(16), default=64, help="training tile size")
+    p.add_argument("--recipe", default=None, choices=list(RECIPES),
+                   help="fewlabel: fixed schedule sized by the labels, per-pixel spectral path, blocked "
+                        "cross-validated estimate beside a random forest (default for --arch spectral); "
+                        "legacy: validation subset and early stopping (default otherwise)")
+    p.add_argument("--no-cross-validation", dest="cross_validate", action="store_false",
+                   help="skip the cross-validated accuracy estimate (fewlabel recipe)")
 
 
 def _train_arguments(p):
     _training_arguments(p)
-    _arch(p)
+    _arch(p, TRAIN_DEFAULT_ARCH)
 
 
 def _finetune_arguments(p):
@@ -148,10 +218,11 @@ def _train_config(args) -> TrainConfig:
     finetune = args.command == "finetune"
     return TrainConfig(
         hsi=args.hsi, labels=args.labels, out=args.out, aux=tuple(args.aux), class_field=args.class_field,
-        arch=getattr(args, "arch", "m3amba"), base_model=args.model if finetune else None,
+        arch=getattr(args, "arch", TRAIN_DEFAULT_ARCH), base_model=args.model if finetune else None,
         only_labelled_classes=getattr(args, "only_labelled_classes", False),
         wavelengths=_parsed_wavelengths(args), epochs=args.epochs, device=args.device, seed=args.seed,
-        tile_size=args.tile_size, name=args.name, command=tuple(args.argv))
+        tile_size=args.tile_size, name=args.name, recipe=args.recipe, cross_validate=args.cross_validate,
+        command=tuple(args.argv))
 
 
 def _train(args, events):
@@ -189,8 +260,10 @@ def _zeroshot_arguments(p):
 
 def _zeroshot(args, events):
     from backend.evaluation import generic_eval
+    from backend.io.paths import check_folder_of_outputs
     for sensor in args.sensors or []:
         generic_eval.check_sensor(sensor)
+    check_folder_of_outputs(args.out, "zeroshot.json", "zero-shot folder")
     return generic_eval.run_zeroshot(generic_eval.ZeroshotConfig(
         model=args.model, out=args.out, scenes=args.scenes, sensors=args.sensors, seed=args.seed), events)
 
@@ -207,7 +280,9 @@ def _fewshot_arguments(p):
 
 def _fewshot(args, events):
     from backend.evaluation import generic_eval
+    from backend.io.paths import check_folder_of_outputs
     generic_eval.check_sensor(args.sensor)
+    check_folder_of_outputs(args.out, "fewshot.json", "few-shot folder")
     return generic_eval.run_fewshot(generic_eval.FewshotConfig(
         model=args.model, out=args.out, sensor=args.sensor, per_class=args.per_class, pairs=args.pairs,
         epochs=args.epochs, seed=args.seed), events)
@@ -230,15 +305,18 @@ def _split_labels_arguments(p):
     p.add_argument("--reference", required=True, help="label raster (0 = unlabelled)")
     p.add_argument("--out-train", required=True)
     p.add_argument("--out-test", required=True)
-    p.add_argument("--per-class", type=int, default=20)
-    p.add_argument("--block", type=int, default=16, help="block edge (px)")
-    p.add_argument("--buffer", type=int, default=2, help="test pixels this close to a train block are dropped")
+    p.add_argument("--per-class", type=_at_least(1), default=20)
+    p.add_argument("--block", type=_at_least(1), default=16, help="block edge (px)")
+    p.add_argument("--buffer", type=_at_least(0), default=2, help="test pixels this close to a train block are dropped")
     _seed(p)
 
 
 def _split_labels(args, events):
+    from backend.io.paths import check_outputs
     from backend.synth.labels import sample_labels, split_labels
     region = args.out_train + ".region.tif"
+    check_outputs([args.reference], {"train labels": args.out_train, "test labels": args.out_test,
+                                     "temporary region raster": region}, events.log)
     try:
         split = split_labels(args.reference, region, args.out_test, block=args.block, seed=args.seed,
                              buffer=args.buffer)
@@ -279,14 +357,16 @@ def _evaluate(args, events):
 def _synth_arguments(p):
     p.add_argument("--out", required=True, help="folder to write the scene into")
     _seed(p)
-    p.add_argument("--size", type=int, default=256, help="rows and columns")
-    p.add_argument("--bands", type=int, default=64)
-    p.add_argument("--per-class", type=int, default=100, help="sparse training labels per class (labels_sparse.tif)")
+    p.add_argument("--size", type=_at_least(16, 8192), default=256, help="rows and columns")
+    p.add_argument("--bands", type=_at_least(1, 1024), default=64)
+    p.add_argument("--per-class", type=_at_least(1), default=100, help="sparse training labels per class (labels_sparse.tif)")
 
 
 def _synth(args, events):
+    from backend.io.paths import check_folder_of_outputs
     from backend.synth.labels import sample_labels
-    from backend.synth.scene import generate_scene
+    from backend.synth.scene import META_NAME, generate_scene
+    check_folder_of_outputs(args.out, META_NAME, "scene folder", events.log)
     scene = generate_scene(args.out, seed=args.seed, height=args.size, width=args.size, n_bands=args.bands)
     sparse = os.path.join(args.out, "labels_sparse.tif")
     counts = sample_labels(scene["labels"], sparse, per_class=args.per_class, seed=args.seed)
@@ -308,6 +388,8 @@ def _benchmark_arguments(p):
     p.add_argument("--skip-checksums", action="store_true",
                    help="run on files whose SHA-256 differs from the official one (warn instead of refusing)")
     p.add_argument("--resume", action="store_true", help="reuse finished runs found in --out")
+    p.add_argument("--no-cross-validation", dest="cross_validate", action="store_false",
+                   help="skip the networks' cross-validated estimate inside train (faster; train s then exclude it)")
     _device(p)
     p.add_argument("--out", required=True, help="folder for the prepared data, runs and results tables")
 
@@ -317,7 +399,8 @@ def _benchmark(args, events):
     return run_benchmark(BenchmarkConfig(
         dataset=args.dataset, data_dir=args.data_dir, out=args.out, arch=args.arch, seeds=args.seeds,
         per_class=args.per_class, epochs=args.epochs, tile_size=args.tile_size, train_size=args.train_size,
-        skip_checksums=args.skip_checksums, resume=args.resume, device=args.device, command=tuple(args.argv)),
+        skip_checksums=args.skip_checksums, resume=args.resume, device=args.device,
+        cross_validate=args.cross_validate, command=tuple(args.argv)),
         events)
 
 
@@ -338,6 +421,8 @@ def _no_arguments(p):
 
 COMMANDS = (
     Command("classify", "classify a scene with a model package", _classify_arguments, _classify),
+    Command("classify-batch", "classify many scenes or whole mosaics on a Dask cluster (local by default)",
+            _classify_batch_arguments, _classify_batch),
     Command("info", "summarise a model package", _info_arguments, _info),
     Command("diagnostics", "versions, device, CUDA, memory", _no_arguments, _diagnostics),
     Command("train", "train a model on labels", _train_arguments, _train),
@@ -377,6 +462,18 @@ def parse_args(argv) -> argparse.Namespace:
     return args
 
 
+def _memory_hint(argv) -> str:
+    """What to try after running out of memory, naming only options the command has."""
+    command = (sys.argv[1:] if argv is None else list(argv))[:1]
+    try:
+        options = set(build_parser()._subparsers._group_actions[0].choices[command[0]]._option_string_actions)
+    except (IndexError, KeyError, AttributeError):
+        options = set()
+    tried = [o for o in ("--tile-size", "--batch-size", "--batch") if o in options]
+    return (f"Try a smaller {' or '.join(tried)}, " if tried else "Try ") + \
+        "clip the rasters to the area you need, or close other programs."
+
+
 def _on_signal(signum, frame):
     raise LandFuseError(ErrorCode.CANCELLED, f"Cancelled (signal {signum}); no output was written.")
 
@@ -397,12 +494,35 @@ def main(argv=None, stdout=None) -> int:
             return 130
         return 2 if exc.code == ErrorCode.BAD_ARGUMENTS else 1
     except MemoryError:
-        events.error(ErrorCode.OUT_OF_MEMORY, "Ran out of memory.", "Try a smaller --tile-size or --batch-size.")
+        events.error(ErrorCode.OUT_OF_MEMORY, "Ran out of memory.", _memory_hint(argv))
+        return 1
+    except OSError as exc:  # a full disk, a read-only file system, …: typed; anything else is a bug
+        from backend.io.paths import os_error
+        typed = os_error(exc)
+        if typed is None:
+            traceback.print_exc(file=sys.stderr)
+            events.error(ErrorCode.INTERNAL, f"Unexpected error: {type(exc).__name__}: {exc}",
+                         "This is a bug in LandFuse; the log (stderr) has the details.")
+        else:
+            events.error(typed.code, typed.message, typed.hint)
+        return 1
+    except RecursionError:
+        events.error(ErrorCode.INPUT_UNREADABLE, "An input file is nested too deeply to be read (a damaged or "
+                     "hostile JSON or XML file).", "Check the model.json, the label file and the rasters' metadata.")
         return 1
     except Exception as exc:  # anything unexpected: report it, with the traceback on stderr
+        if devices.is_out_of_memory(exc):     # torch's allocators raise RuntimeError, not MemoryError
+            events.error(ErrorCode.OUT_OF_MEMORY, f"Ran out of memory: {str(exc)[:200]}", _memory_hint(argv))
+            return 1
+        from backend.io.paths import os_error
+        typed = os_error(exc)                 # GDAL's write errors (CPLE_*) are no OSError but say why
+        if typed is not None:
+            events.error(typed.code, typed.message, typed.hint)
+            return 1
         traceback.print_exc(file=sys.stderr)
         events.error(ErrorCode.INTERNAL, f"Unexpected error: {type(exc).__name__}: {exc}",
                      "This is a bug in LandFuse; the log (stderr) has the details.")
         return 1
+    status = result.pop("exit_status", 0)   # classify-batch: 3 when some inputs failed
     events.result(args.command, **result)
-    return 0
+    return status

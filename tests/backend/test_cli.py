@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from backend import nets
-from backend.cli import COMMANDS, build_parser, parse_args
+from backend.cli import COMMANDS, SEED, build_parser, parse_args
 from backend.protocol import LandFuseError
 from tests.backend.conftest import REPO, run_cli
 
@@ -69,7 +69,11 @@ def test_shared_options_are_the_same_everywhere():
         {("auto", ("auto", "cpu", "cuda"))}
     with_seed = [c.name for c in COMMANDS if "--seed" in _options(c.name)]
     assert len(with_seed) >= 7
-    assert {(_options(n)["--seed"].default, _options(n)["--seed"].type) for n in with_seed} == {(0, int)}
+    assert {(_options(n)["--seed"].default, _options(n)["--seed"].type) for n in with_seed} == {(0, SEED)}
+    assert SEED("7") == 7
+    for bad in ("-1", str(2 ** 32), "x"):
+        with pytest.raises(LandFuseError):
+            parse_args(["synth", "--out", "o", "--seed", bad])
 
 
 def test_info_and_diagnostics_run_as_documented():
