@@ -13,7 +13,7 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal python3-pytest python3-mock python3-pytestqt python3-venv
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup setup-backend setup-qgis lint test test-backend test-plugin demo bench pretrain evaluate-generic package validate clean
+.PHONY: setup setup-backend setup-qgis lint test test-backend test-plugin fuzz demo bench pretrain evaluate-generic package validate clean
 
 setup: setup-backend setup-qgis
 
@@ -52,8 +52,16 @@ test-backend: $(STAMPS)/backend
 test-plugin: $(STAMPS)/qgis $(STAMPS)/backend
 	LANDFUSE_BACKEND_PYTHON=$(abspath $(VPY)) $(QPY) -m pytest -q tests/plugin
 
+# Damaged real files (truncated, random header bytes, wrong TIFF tags, junk ENVI headers and model.json)
+# through the real commands: one error or result event, a typed code, no partial output, inputs intact.
+# Seeded and bounded (FUZZ_ARGS="--cases 60 --seed 3 --budget-s 900"); not part of `make test`.
+fuzz: $(STAMPS)/backend
+	$(VPY) scripts/fuzz_contract.py $(FUZZ_ARGS)
+
+# A short summary on the terminal; every JSON event in demo_output/events.jsonl.
+# `make demo JSON=1` prints the raw JSON lines instead (what the plugin reads).
 demo: $(STAMPS)/backend
-	$(VPY) -m backend demo --out demo_output
+	$(VPY) -m backend $(if $(JSON),--json,--human --events demo_output/events.jsonl) demo --out demo_output
 
 # The bundled generic model: rebuilt by exactly the command its model.json records (deterministic
 # for the seed; about 12 min on 2 CPU cores), then scored on held-out scenes, sensors and real data.

@@ -1,8 +1,9 @@
 """The pure-Python pieces of the backend package (protocol schema, manifest reader).
 
 They live in `<plugin root>/backend/` and import each other as the top-level package `backend`,
-so the plugin root goes on sys.path. Only `backend.protocol` and `backend.manifest` are imported
-here: never anything that pulls torch, rasterio or numpy.
+so the plugin root goes on sys.path. Only `backend.protocol`, `backend.manifest` and `backend.io.spectral`
+(the band-wavelength conventions, read here through GDAL) are imported: never anything that pulls
+torch, rasterio or numpy (tests/plugin/test_spectral.py checks it).
 """
 
 import importlib
@@ -29,6 +30,7 @@ def _import(name):
 
 protocol = _import("backend.protocol")
 manifest = _import("backend.manifest")
+spectral = _import("backend.io.spectral")
 
 ErrorCode = protocol.ErrorCode
 LandFuseError = protocol.LandFuseError

@@ -3,6 +3,7 @@ browsed to or trained (kept in the `LandFuse/model_folders` setting). Manifests 
 backend's pure-Python reader; weights are never touched here."""
 
 import os
+import re
 
 from qgis.core import QgsSettings
 from qgis.PyQt.QtCore import QObject, pyqtSignal
@@ -39,21 +40,102 @@ class ModelEntry:
             name = os.path.basename(self.path)
         return name + ("" if self.bundled else " (user)") + ("" if self.ok else " — invalid")
 
+    @property
+    def stem(self):
+        """The model's name as it goes into output file names."""
+        return (self.summary or {}).get("id") or os.path.basename(self.path)
+
+    def purpose(self):
+        """What the model is for: the "What it is for" section of its card (README.md)."""
+        return card_section(os.path.join(self.path, "README.md"), "What it is for")
+
+    def accuracy_note(self):
+        """The accuracy the manifest records, saying which figure it is (split, pixels)."""
+        metrics = (self.summary or {}).get("metrics") or {}
+        oa = metrics.get("oa")
+        if not isinstance(oa, (int, float)):
+            figures = card_figures(os.path.join(self.path, "README.md"))
+            if not figures:
+                return "No accuracy in its manifest or card: it was never validated on labelled data."
+            return ("No single accuracy: it was never fitted to one scene. Overall accuracy in its card "
+                    "(README.md in the model folder): " + "; ".join(
+                        f"{title} — {method} {100 * oa:.1f} %" for title, method, oa in figures[:3]) + ".")
+        where = metrics.get("split") or "held-out labels"
+        pixels = metrics.get("n_pixels") or metrics.get("val_pixels")
+        text = f"Validation overall accuracy {100 * oa:.1f} %"
+        text += f" on {pixels:,} labelled pixels" if isinstance(pixels, int) else ""
+        text += f" of the scene it was trained on ({where})"
+        test = card_section(os.path.join(self.path, "README.md"), "Test on an unseen scene")
+        match = re.search(r"overall accuracy \**([0-9.]+)", test)
+        if match:
+            return text + f"; {100 * float(match.group(1)):.1f} % on an unseen scene in its card."
+        return text + "; expect less on other scenes."
+
     def describe(self):
-        """Multi-line text for the dock: modalities, bands, classes."""
+        """Multi-line text for the dock: modalities, bands, classes, purpose, accuracy."""
         if not self.ok:
             return f"{self.path}\n{self.problem}"
         s = self.summary
         lines = [f"{s.get('name') or s.get('id')}  ·  {s['architecture']}" + ("  ·  generic (any sensor)" if s.get("generic") else "")]
         for i, m in enumerate(s["modalities"]):
             role = "HSI" if i == 0 else f"aux {i}"
-            bands = m["bands"] if m.get("source_bands", m["bands"]) == m["bands"] else f"{m['source_bands']} (uses {m['bands']})"
-            lines.append(f"{role}: {m['name']} — {bands} bands")
+            if m.get("any_sensor"):
+                bands = "any band set with known wavelengths"
+            else:
+                bands = m["bands"] if m.get("source_bands", m["bands"]) == m["bands"] else f"{m['source_bands']} (uses {m['bands']})"
+                bands = f"{bands} bands"
+            lines.append(f"{role}: {m['name']} — {bands}" + (" (optional)" if m.get("optional") else ""))
         lines.append(f"{len(s['classes'])} classes: " + ", ".join(c["name"] for c in s["classes"]))
-        oa = (s.get("metrics") or {}).get("oa")
-        if isinstance(oa, (int, float)):
-            lines.append(f"overall accuracy: {oa:.3f}")
+        purpose = self.purpose()
+        if purpose:
+            lines.append(f"For: {purpose}")
+        lines.append(self.accuracy_note())
         return "\n".join(lines)
+
+
+def card_figures(path):
+    """[(section title, method, OA)]: the first row of each table of the card with an OA column."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    figures, title, column, taken = [], "", None, False
+    for line in lines:
+        if line.startswith("#"):
+            title, column, taken = line.lstrip("#").strip(), None, False
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
+        if cells is None:
+            column = None
+        elif column is None and "OA" in cells:
+            column = cells.index("OA")
+        elif column is not None and not taken and not set(cells[0]) <= set("-: "):
+            try:
+                figures.append((title, cells[0], float(cells[column])))
+                taken = True
+            except (ValueError, IndexError):
+                pass
+    return figures
+
+
+def card_section(path, title):
+    """The text of the `## title` section of a model card, as one paragraph; "" if none."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    lines, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("#"):
+            if inside:
+                break
+            inside = line.lstrip("#").strip().lower() == title.lower()
+            continue
+        if inside and line.strip():
+            lines.append(line.strip())
+    return " ".join(lines).replace("`", "")
 
 
 def load_entry(path, bundled=False):

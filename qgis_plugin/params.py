@@ -1,4 +1,4 @@
-"""One dataclass per backend job (classify, train, finetune, evaluate), each turning itself into
+"""One dataclass per backend job (classify, classify-batch, train, finetune, evaluate), each turning itself into
 that command's arguments with `backend_args()`.
 
 The dock and the Processing algorithms both build these, so a job sends the same argv whichever
@@ -12,7 +12,8 @@ from typing import ClassVar, List, Optional
 from .backend_api import DEFAULT_TILE_SIZE  # pure Python (backend.protocol), no qgis
 
 DEVICES = ("auto", "cpu", "cuda")
-ARCHITECTURES = ("m3amba", "bdgf", "tiny")
+# In the order Processing's ARCHITECTURE enum stores (an index): a new one goes at the end.
+ARCHITECTURES = ("m3amba", "bdgf", "tiny", "spectral")
 # `train`/`finetune --tile-size` default of the backend's command line (backend/cli.py).
 DEFAULT_TRAIN_TILE_SIZE = 64
 
@@ -49,6 +50,42 @@ class ClassifyParams:
         if self.confidence:
             args += ["--confidence", self.confidence]
         return args
+
+
+@dataclass
+class ClassifyBatchParams:
+    """`python -m backend classify-batch`: many scenes (files, a folder) into a folder of maps, on a
+    local Dask cluster or a running scheduler. Failed scenes do not fail the job: the summary
+    (classify_batch.json in `out_dir`) lists them."""
+
+    command: ClassVar[str] = "classify-batch"
+
+    inputs: List[str]                     # raster files and/or folders of them
+    model_dir: str
+    out_dir: str
+    aux: List[str] = field(default_factory=list)           # one raster per modality, for every scene (a mosaic)
+    aux_patterns: List[str] = field(default_factory=list)  # one per modality, e.g. "{stem}_dsm.tif"
+    scheduler: Optional[str] = None       # tcp://host:8786; None: a local cluster
+    workers: Optional[int] = None         # local cluster workers; None: one per core
+    device: str = "auto"
+    tile_size: int = DEFAULT_TILE_SIZE
+    confidence: bool = False
+
+    def backend_args(self) -> List[str]:
+        args = ["--inputs", *self.inputs]
+        for path in self.aux:
+            args += ["--aux", path]
+        for pattern in self.aux_patterns:
+            args += ["--aux-pattern", pattern]
+        args += ["--model", self.model_dir, "--out-dir", self.out_dir, "--device", self.device,
+                 "--tile-size", str(int(self.tile_size))]
+        if self.scheduler:
+            args += ["--scheduler", self.scheduler]
+        elif self.workers:
+            args += ["--workers", str(int(self.workers))]
+        if self.confidence:
+            args.append("--confidence")
+        return args + ["--allow-failures"]
 
 
 @dataclass
@@ -106,9 +143,13 @@ class FinetuneParams(LabelTrainingParams):
     # Required in practice; it has a default only because it follows defaulted fields, and
     # `kw_only` dataclasses need Python 3.10 (QGIS 3.22 ships 3.9 on Windows).
     model_dir: str = ""
+    wavelengths: Optional[str] = None     # band centres for a generic base model; None: the raster's metadata
 
     def _start_args(self) -> List[str]:
         return ["--model", self.model_dir]
+
+    def backend_args(self) -> List[str]:
+        return super().backend_args() + (["--wavelengths", self.wavelengths] if self.wavelengths else [])
 
 
 @dataclass

@@ -75,7 +75,18 @@ class LandFusePlugin:
             hsi = self.dock.hsi_combo.currentLayer()
             crs = hsi.crs() if hsi is not None else None
             model_dir = self.dock.model_combo.currentData()
-        return self._keep(LabelLayerDialog(self.iface.mainWindow(), crs, model_dir))
+        dialog = LabelLayerDialog(self.iface.mainWindow(), crs, model_dir)
+        # The new layer becomes the dock's labels, with the task it is for: draw, then Train.
+        dialog.accepted.connect(lambda: self._use_label_layer(dialog))
+        return self._keep(dialog)
+
+    def _use_label_layer(self, dialog):
+        if dialog.layer is None:
+            return
+        dock = self.ensure_dock()
+        dock.set_labels_layer(dialog.layer, "finetune" if dialog.model_combo.currentData() else "train")
+        dock.setVisible(True)
+        dock.raise_()
 
     def show_env_setup(self):
         from .env_dialog import EnvSetupDialog

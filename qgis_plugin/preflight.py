@@ -8,7 +8,6 @@ HSI; the output folder must be writable.
 """
 
 import os
-import tempfile
 
 from qgis.core import (
     QgsCoordinateTransform,
@@ -181,8 +180,26 @@ def check_labels(result, hsi, labels, class_field=None):
     return result
 
 
-def default_temp_output(suffix=".tif", stem="landfuse_classes"):
-    handle, path = tempfile.mkstemp(prefix=stem + "_", suffix=suffix)
-    os.close(handle)
-    os.remove(path)
-    return path
+def model_problems(summary, hsi, aux_layers, wavelengths_known=True):
+    """Why the model `summary` cannot take these layers (empty: it can). Problems that every model
+    would have (a layer not on disk, no CRS) are not the model's and are left out."""
+    if hsi is None or not isinstance(hsi, QgsRasterLayer) or not hsi.isValid():
+        return []
+    base = set(check_inputs(Preflight(), hsi, aux_layers, None).errors)
+    problems = [e for e in check_inputs(Preflight(), hsi, aux_layers, summary).errors if e not in base]
+    if summary.get("generic") and not wavelengths_known:
+        problems.append(f"It works from band wavelengths, and '{hsi.name()}' does not give them: "
+                        "choose a wavelength file (one centre in nm a line).")
+    return problems
+
+
+def check_not_an_input(result, path, inputs):
+    """An output is never one of the run's inputs."""
+    if not path:
+        return result
+    target = os.path.abspath(path)
+    for source in inputs:
+        if source and os.path.abspath(source) == target:
+            result.error(f"The output '{path}' is one of the inputs: choose another file.")
+            break
+    return result

@@ -9,9 +9,11 @@ import os
 from qgis.core import (
     QgsContrastEnhancement,
     QgsLayerTreeLayer,
+    QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
     QgsProject,
     QgsRasterLayer,
+    QgsRasterMinMaxOrigin,
     QgsSingleBandGrayRenderer,
 )
 from qgis.PyQt.QtGui import QColor
@@ -88,3 +90,24 @@ def add_result_layers(class_path, class_table, confidence_path=None, name=None, 
         else:
             conf_layer = None
     return layer, conf_layer
+
+
+def has_default_renderer(layer):
+    """True while the layer shows as QGIS drew it on loading (grey band 1, or bands 1-2-3 as RGB):
+    a renderer the user chose is left alone."""
+    renderer = layer.renderer()
+    if isinstance(renderer, QgsSingleBandGrayRenderer):
+        return renderer.grayBand() == 1
+    if isinstance(renderer, QgsMultiBandColorRenderer):
+        return (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
+    return renderer is None
+
+
+def apply_spectral_renderer(layer, bands):
+    """Show a multi-band layer with the (red, green, blue) band numbers `bands`, each stretched
+    from its 2nd to its 98th percentile."""
+    red, green, blue = bands
+    layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), int(red), int(green), int(blue)))
+    layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum, QgsRasterMinMaxOrigin.CumulativeCut)
+    layer.triggerRepaint()
+    return layer.renderer()

@@ -16,14 +16,20 @@ import zipfile
 REQUIRED = ["name", "description", "version", "qgisMinimumVersion", "qgisMaximumVersion", "author", "email",
             "about", "tracker", "repository"]
 MAX_BYTES = 25 * 1024 * 1024
+# plugins.qgis.org wants working addresses in these; we check the form only, and say so.
+ADDRESS_FIELDS = ("tracker", "repository", "homepage")
+PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
 
 
 def _version_tuple(text):
     return tuple(int(p) for p in text.strip().split(".")[:3] if p.isdigit())
 
 
-def check_zip(path):
+def check_zip(path, notes=None):
+    """(problems, top-level folder, size); what is allowed but not yet ready to publish goes
+    into `notes`."""
     problems = []
+    notes = notes if notes is not None else []
     size = os.path.getsize(path)
     if size > MAX_BYTES:
         problems.append(f"zip is {size / 1e6:.1f} MB, over the 25 MB limit")
@@ -51,6 +57,13 @@ def check_zip(path):
             for field in REQUIRED:
                 if not str(meta.get(field, "")).strip():
                     problems.append(f"metadata.txt lacks '{field}'")
+            for field in ADDRESS_FIELDS:
+                value = str(meta.get(field, "")).strip()
+                if value and not value.startswith(("https://", "http://")):
+                    notes.append(f"metadata '{field}' is not a web address ({value!r}): fine for a zip, "
+                                 "but plugins.qgis.org will refuse the upload until it is one")
+            if any(d in str(meta.get("email", "")) for d in PLACEHOLDER_DOMAINS):
+                notes.append(f"metadata 'email' is a placeholder ({meta['email']}): set a real address before uploading")
             if meta.get("qgisMinimumVersion") and _version_tuple(meta["qgisMinimumVersion"]) > (3, 22):
                 problems.append("qgisMinimumVersion must be ≤ 3.22 (we test on Debian's QGIS 3.22)")
             if meta.get("icon") and f"{top}/{meta['icon']}" not in names:
@@ -72,7 +85,8 @@ def run_bandit(folder):
 
 
 def main(path):
-    problems, top, size = check_zip(path)
+    notes = []
+    problems, top, size = check_zip(path, notes)
     print(f"{os.path.basename(path)}: {size / 1e6:.2f} MB, top-level folder '{top}'")
     with tempfile.TemporaryDirectory() as tmp:
         with zipfile.ZipFile(path) as zf:
@@ -89,6 +103,8 @@ def main(path):
                 problems.append(f"bandit HIGH {r['test_id']} {r['filename'].replace(tmp, '')}:{r['line_number']} {r['issue_text']}")
     print("Qt6 compatibility dry run: QGIS's pyqt5_to_pyqt6 checker is not shipped with Debian's QGIS 3.22; "
           "the plugin imports Qt only through qgis.PyQt.")
+    for n in notes:
+        print(f"NOTE: {n}")
     for p in problems:
         print(f"PROBLEM: {p}")
     print("valid" if not problems else f"{len(problems)} problem(s)")

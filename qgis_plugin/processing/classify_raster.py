@@ -5,11 +5,14 @@ import os
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
+    QgsRasterLayer,
 )
 
+from ..areas import area_lines, class_areas
 from ..backend_api import DEFAULT_TILE_SIZE
 from ..params import ClassifyParams
 from ..preflight import check_inputs
@@ -27,6 +30,7 @@ from .common import (
     layer_paths,
     style_on_load,
     tr,
+    with_help,
 )
 
 
@@ -48,9 +52,14 @@ class ClassifyRaster(LandFuseAlgorithm):
         add_hsi_and_aux(self)
         add_model_folder(self, tr("Model package folder"))
         add_device(self)
-        wavelengths = QgsProcessingParameterString(
-            keys.WAVELENGTHS, tr("Band centres of the hyperspectral layer (nm; a list or a text file) — only for a "
-                                 "generic model on a raster without wavelength metadata"), optional=True)
+        self.addParameter(with_help(QgsProcessingParameterFile(
+            keys.WAVELENGTHS_FILE, tr("Band wavelengths file"), QgsProcessingParameterFile.File,
+            fileFilter=tr("Wavelength lists (*.txt *.csv);;All files (*)"), optional=True),
+            "One band centre (nm) a line, for a generic model on a raster whose metadata lacks them "
+            "(e.g. resources/wavelengths/casi1500_dfc2018_48.txt)."))
+        wavelengths = with_help(QgsProcessingParameterString(
+            keys.WAVELENGTHS, tr("…or band wavelengths (list, nm)"), optional=True),
+            "Comma-separated band centres in nm (or a file path); overrides the raster's metadata.")
         wavelengths.setFlags(wavelengths.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(wavelengths)
         tile = QgsProcessingParameterNumber(keys.TILE_SIZE, tr("Tile size (pixels)"),
@@ -67,6 +76,14 @@ class ClassifyRaster(LandFuseAlgorithm):
         summary = check_model_folder(self, parameters, context, result)
         hsi, aux = hsi_and_aux(self, parameters, context)
         check_inputs(result, hsi, aux, summary)
+        listed = (self.parameterAsString(parameters, keys.WAVELENGTHS, context) or "").strip()
+        if listed and self._wavelengths_file(parameters, context):
+            result.error(tr("Give the band wavelengths once: as a file or as a list, not both."))
+
+    def _wavelengths_file(self, parameters, context):
+        if parameters.get(keys.WAVELENGTHS_FILE) in (None, ""):
+            return None
+        return (self.parameterAsFile(parameters, keys.WAVELENGTHS_FILE, context) or "").strip() or None
 
     def backend_job(self, parameters, context) -> ClassifyParams:
         hsi, aux = layer_paths(*hsi_and_aux(self, parameters, context))
@@ -79,8 +96,22 @@ class ClassifyRaster(LandFuseAlgorithm):
             out=self.parameterAsOutputLayer(parameters, keys.OUTPUT_CLASSES, context),
             device=device_choice(self, parameters, context),
             tile_size=self.parameterAsInt(parameters, keys.TILE_SIZE, context),
-            wavelengths=(self.parameterAsString(parameters, keys.WAVELENGTHS, context) or "").strip() or None,
+            wavelengths=(self._wavelengths_file(parameters, context)
+                         or (self.parameterAsString(parameters, keys.WAVELENGTHS, context) or "").strip() or None),
             confidence=confidence)
+
+    @staticmethod
+    def _report_areas(classes_path, class_table, result, feedback):
+        """The area of each class (ha and %) in the log, as the dock's result panel shows it."""
+        layer = QgsRasterLayer(classes_path, "classes", "gdal")
+        if not layer.isValid() or not class_table:
+            return
+        try:
+            rows = class_areas(layer, class_table, (result.get("metrics") or {}).get("pixels_per_class"))
+        except (RuntimeError, OSError, ImportError, AttributeError) as exc:
+            feedback.pushInfo(f"Could not measure the class areas: {exc}")
+            return
+        feedback.pushInfo("Area per class (share of mapped pixels):\n" + "\n".join(area_lines(rows)))
 
     def processAlgorithm(self, parameters, context, feedback):
         job = self.backend_job(parameters, context)
@@ -88,10 +119,11 @@ class ClassifyRaster(LandFuseAlgorithm):
         outputs = result.get("outputs", {})
         classes_path = outputs.get("classes", job.out)
         class_table = result.get("class_table") or []
-        style_on_load(context, classes_path, ClassStyler.create(class_table))
         conf_path = outputs.get("confidence") or None
+        style_on_load(context, classes_path, ClassStyler.create(class_table, conf_path))
         if conf_path:
-            style_on_load(context, conf_path, ConfidenceStyler.create())
+            style_on_load(context, conf_path, ConfidenceStyler.create(classes_path))
+        self._report_areas(classes_path, class_table, result, feedback)
         timings = result.get("timings") or {}
         if timings:
             feedback.pushInfo("Timings: " + ", ".join(f"{k} {v:.1f} s" if isinstance(v, (int, float)) else f"{k} {v}"

@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
     QgsRasterLayer,
     QgsVectorLayer,
 )
@@ -92,11 +93,20 @@ class LandFuseAlgorithm(QgsProcessingAlgorithm):
 
 # --- parameters ---------------------------------------------------------------------------------
 
+def with_help(parameter, text: str):
+    """`parameter` with `text` as its tooltip: labels stay short, so the dialog needs no extra width
+    (QgsProcessingParameterDefinition.setHelp, QGIS ≥ 3.16)."""
+    if hasattr(parameter, "setHelp"):
+        parameter.setHelp(tr(text))
+    return parameter
+
+
 def add_hsi_and_aux(alg: QgsProcessingAlgorithm, optional_aux: bool = True) -> None:
-    alg.addParameter(QgsProcessingParameterRasterLayer(keys.INPUT_HSI, tr("Hyperspectral raster (reference grid)")))
-    alg.addParameter(QgsProcessingParameterMultipleLayers(
-        keys.AUX_LAYERS, tr("Auxiliary rasters (LiDAR/DSM/SAR…), in the model's order"),
-        QgsProcessing.TypeRaster, optional=optional_aux))
+    alg.addParameter(with_help(QgsProcessingParameterRasterLayer(keys.INPUT_HSI, tr("Hyperspectral raster")),
+                               "The reference grid: every other raster is resampled onto it."))
+    alg.addParameter(with_help(QgsProcessingParameterMultipleLayers(
+        keys.AUX_LAYERS, tr("Auxiliary rasters (DSM, SAR…)"), QgsProcessing.TypeRaster, optional=optional_aux),
+        "LiDAR/DSM/SAR rasters, in the model's order; they must overlap the hyperspectral raster."))
 
 
 def add_model_folder(alg: QgsProcessingAlgorithm, description: str) -> None:
@@ -156,7 +166,8 @@ def layer_paths(hsi: Optional[QgsRasterLayer], aux: List[QgsMapLayer]) -> Tuple[
 
 
 def temp_path(suffix: str, stem: str = "landfuse") -> str:
-    folder = tempfile.mkdtemp(prefix=stem + "_")
+    # Inside QGIS's Processing temporary folder, which QGIS deletes when it exits.
+    folder = tempfile.mkdtemp(prefix=stem + "_", dir=QgsProcessingUtils.tempFolder())
     return os.path.join(folder, stem + suffix)
 
 
@@ -165,30 +176,61 @@ def temp_path(suffix: str, stem: str = "landfuse") -> str:
 _POST_PROCESSORS = []
 
 
+def keep_above(project, top_path: Optional[str], bottom_path: Optional[str]) -> None:
+    """Move the layer of `top_path` just above that of `bottom_path` when both are in the same
+    group of the layer tree (Processing loads outputs in its own order: the class map must not
+    end up under its confidence raster)."""
+    if not project or not top_path or not bottom_path:
+        return
+    root = project.layerTreeRoot()
+    nodes = {}
+    for layer in project.mapLayers().values():
+        if layer.source() in (top_path, bottom_path):
+            node = root.findLayer(layer.id())
+            if node is not None:
+                nodes[layer.source()] = node
+    top, bottom = nodes.get(top_path), nodes.get(bottom_path)
+    if top is None or bottom is None or top.parent() is not bottom.parent():
+        return
+    parent = top.parent()
+    children = parent.children()
+    if children.index(top) < children.index(bottom):
+        return
+    parent.insertChildNode(children.index(bottom), top.clone())
+    parent.removeChildNode(top)
+
+
 class ClassStyler(QgsProcessingLayerPostProcessorInterface):
-    def __init__(self, class_table):
+    def __init__(self, class_table, confidence_path=None):
         super().__init__()
         self.class_table = class_table
+        self.confidence_path = confidence_path
 
     def postProcessLayer(self, layer, context, feedback):
         if layer is not None and layer.isValid():
             apply_class_style(layer, self.class_table)
+            keep_above(context.project(), layer.source(), self.confidence_path)
 
     @staticmethod
-    def create(class_table):
-        styler = ClassStyler(class_table)
+    def create(class_table, confidence_path=None):
+        styler = ClassStyler(class_table, confidence_path)
         _keep(styler)
         return styler
 
 
 class ConfidenceStyler(QgsProcessingLayerPostProcessorInterface):
+    def __init__(self, class_path=None):
+        super().__init__()
+        self.class_path = class_path
+
     def postProcessLayer(self, layer, context, feedback):
         if layer is not None and layer.isValid():
             apply_confidence_style(layer)
+            keep_above(context.project(), self.class_path, layer.source())
 
     @staticmethod
-    def create():
-        styler = ConfidenceStyler()
+    def create(class_path=None):
+        styler = ConfidenceStyler(class_path)
         _keep(styler)
         return styler
 

@@ -37,6 +37,7 @@ from .common import (
     optional_raster,
     optional_vector,
     tr,
+    with_help,
 )
 
 
@@ -51,15 +52,17 @@ class LabelTrainingAlgorithm(LandFuseAlgorithm):
         self.addParameter(QgsProcessingParameterVectorLayer(
             keys.LABELS_VECTOR, tr("Training labels: point or polygon layer"),
             [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon], optional=True))
-        self.addParameter(QgsProcessingParameterField(
-            keys.CLASS_FIELD, tr("Class field (default: the field of the layer's categorized style)"),
-            parentLayerParameterName=keys.LABELS_VECTOR, optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            keys.LABELS_RASTER, tr("…or training labels: class raster (0 = unlabelled)"), optional=True))
+        self.addParameter(with_help(QgsProcessingParameterField(
+            keys.CLASS_FIELD, tr("Class field"), parentLayerParameterName=keys.LABELS_VECTOR, optional=True),
+            "Empty: the field of the layer's categorized style."))
+        self.addParameter(with_help(QgsProcessingParameterRasterLayer(
+            keys.LABELS_RASTER, tr("…or training labels: class raster"), optional=True),
+            "One band of class values; 0 = unlabelled."))
 
     def add_training_options(self) -> None:
-        self.addParameter(QgsProcessingParameterNumber(keys.EPOCHS, tr("Epochs (empty: the backend's default)"),
-                                                       QgsProcessingParameterNumber.Integer, optional=True, minValue=1))
+        self.addParameter(with_help(QgsProcessingParameterNumber(
+            keys.EPOCHS, tr("Epochs"), QgsProcessingParameterNumber.Integer, optional=True, minValue=1),
+            "Empty: the backend's default (with early stopping)."))
         add_device(self)
         self.addParameter(QgsProcessingParameterNumber(keys.SEED, tr("Random seed"),
                                                        QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))

@@ -199,6 +199,7 @@ def test_processing_parameters_unchanged(registry):
     expected = {
         "landfuse:classify_raster": (
             inputs + [("MODEL_FOLDER", "file", model, False, False), ("DEVICE", "enum", 0, False, False),
+                      ("WAVELENGTHS_FILE", "file", None, True, False),
                       ("WAVELENGTHS", "string", None, True, True),
                       ("TILE_SIZE", "number", DEFAULT_TILE_SIZE, False, True),
                       ("OUTPUT_CLASSES", "rasterDestination", None, False, False),
@@ -228,7 +229,8 @@ def test_processing_parameters_unchanged(registry):
         alg = registry.createAlgorithmById(alg_id)  # held: the definitions belong to it
         assert alg.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
     alg = registry.createAlgorithmById("landfuse:train_model")
-    assert alg.parameterDefinition("ARCHITECTURE").options() == ["m3amba", "bdgf", "tiny"]
+    # new architectures join at the end: batch files hold the index
+    assert alg.parameterDefinition("ARCHITECTURE").options() == ["m3amba", "bdgf", "tiny", "spectral"]
     for alg_id, field, parent in (("landfuse:train_model", "CLASS_FIELD", "LABELS_VECTOR"),
                                   ("landfuse:finetune_model", "CLASS_FIELD", "LABELS_VECTOR"),
                                   ("landfuse:assess_accuracy", "REFERENCE_FIELD", "REFERENCE_VECTOR")):
