@@ -20,6 +20,9 @@ CARD_FILE = "README.md"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib")
 MAX_MANIFEST_BYTES = 64 << 20
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+# Temperatures a calibration may record: positive and finite, and within bounds where dividing
+# float32 logits by them can neither overflow nor flatten every probability to 1/classes.
+TEMPERATURE_RANGE = (1e-3, 1e3)
 
 
 def _bad(message, hint="Re-export the model with `python -m backend train` or pick another model folder."):
@@ -117,7 +120,24 @@ def validate_manifest(manifest):
     halo = manifest.get("halo", 0)
     if not isinstance(halo, int) or halo < 0:
         raise _bad("'halo' must be a non-negative integer")
+    calibration = manifest.get("calibration")
+    if calibration is not None:
+        if not isinstance(calibration, dict):
+            raise _bad("'calibration' must be an object (from `python -m backend calibrate`)")
+        t = calibration.get("temperature")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) \
+                or not TEMPERATURE_RANGE[0] <= t <= TEMPERATURE_RANGE[1]:
+            raise _bad(f"calibration: 'temperature' must be a positive finite number "
+                       f"({TEMPERATURE_RANGE[0]:g}…{TEMPERATURE_RANGE[1]:g})",
+                       "Run `python -m backend calibrate --model` on the package again, or remove its 'calibration'.")
     return manifest
+
+
+def temperature(manifest):
+    """The softmax temperature the package's logits are divided by (`calibration.temperature`;
+    1.0 for a package without calibration, so every older package reads as before)."""
+    calibration = manifest.get("calibration")
+    return float(calibration["temperature"]) if isinstance(calibration, dict) else 1.0
 
 
 def read_manifest(model_dir):

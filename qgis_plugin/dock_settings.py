@@ -11,7 +11,15 @@ from qgis.core import QgsMapLayer, QgsProject
 from . import outputs as naming
 from .backend_api import DEFAULT_TILE_SIZE
 from .models import load_entry
-from .params import ARCHITECTURES, DEVICES, ClassifyParams, FinetuneParams, LabelTrainingParams, TrainParams
+from .params import (
+    ARCHITECTURES,
+    DEVICES,
+    MAX_MIN_CONFIDENCE,
+    ClassifyParams,
+    FinetuneParams,
+    LabelTrainingParams,
+    TrainParams,
+)
 from .preflight import raster_path
 
 PROJECT_SCOPE = "LandFuse"
@@ -38,6 +46,8 @@ class DockSettings:
     arch: str = ARCHITECTURES[0]
     epochs: int = 0                # 0: the backend's default
     model_out: str = ""            # empty: named after the input and the architecture / base model
+    # --- added with calibrated confidence (issue 18) ---
+    min_confidence: float = 0.0    # classify: pixels less sure than this stay "unclassified"; 0: off
 
     def layers(self, project: Optional[QgsProject] = None) -> Tuple[Optional[QgsMapLayer], List[QgsMapLayer]]:
         project = project or QgsProject.instance()
@@ -79,7 +89,8 @@ class DockSettings:
         return ClassifyParams(hsi=raster_path(hsi), aux=[raster_path(layer) for layer in aux],
                               model_dir=self.model_dir, out=out, device=self.device,
                               tile_size=int(self.tile_size), confidence=confidence,
-                              wavelengths=self.wavelengths.strip() or None)
+                              wavelengths=self.wavelengths.strip() or None,
+                              min_confidence=float(self.min_confidence))
 
     def training_params(self, labels: str, class_field: Optional[str],
                         project: Optional[QgsProject] = None) -> LabelTrainingParams:
@@ -102,6 +113,8 @@ class DockSettings:
                 project.writeEntryBool(PROJECT_SCOPE, entry, value)
             elif isinstance(value, int):
                 project.writeEntry(PROJECT_SCOPE, entry, int(value))
+            elif isinstance(value, float):
+                project.writeEntryDouble(PROJECT_SCOPE, entry, float(value))
             elif isinstance(value, list):
                 project.writeEntry(PROJECT_SCOPE, entry, [str(v) for v in value])
             else:
@@ -117,6 +130,8 @@ class DockSettings:
                 value, ok = project.readBoolEntry(PROJECT_SCOPE, entry, default)
             elif isinstance(default, int):
                 value, ok = project.readNumEntry(PROJECT_SCOPE, entry, default)
+            elif isinstance(default, float):
+                value, ok = project.readDoubleEntry(PROJECT_SCOPE, entry, default)
             elif isinstance(default, list):
                 value, ok = project.readListEntry(PROJECT_SCOPE, entry, [])
                 value = [v for v in value if v]
@@ -130,4 +145,6 @@ class DockSettings:
             settings.task = "classify"
         if settings.arch not in ARCHITECTURES:
             settings.arch = ARCHITECTURES[0]
+        if not 0.0 <= settings.min_confidence <= MAX_MIN_CONFIDENCE:
+            settings.min_confidence = 0.0
         return settings

@@ -16,6 +16,8 @@ DEVICES = ("auto", "cpu", "cuda")
 ARCHITECTURES = ("m3amba", "bdgf", "tiny", "spectral")
 # `train`/`finetune --tile-size` default of the backend's command line (backend/cli.py).
 DEFAULT_TRAIN_TILE_SIZE = 64
+# `classify --min-confidence` takes 0 ≤ P < 1; the widgets stop at this.
+MAX_MIN_CONFIDENCE = 0.99
 
 
 def _layer_args(hsi: str, aux: List[str]) -> List[str]:
@@ -40,6 +42,7 @@ class ClassifyParams:
     tile_size: int = DEFAULT_TILE_SIZE
     confidence: Optional[str] = None      # path of the confidence raster; None: not written
     wavelengths: Optional[str] = None     # band centres (a list or a text file); None: the raster's metadata
+    min_confidence: float = 0.0           # 0 ≤ P < 1: pixels less sure than P stay "unclassified"; 0: off
 
     def backend_args(self) -> List[str]:
         args = _layer_args(self.hsi, self.aux) + [
@@ -49,6 +52,8 @@ class ClassifyParams:
             args += ["--wavelengths", self.wavelengths]
         if self.confidence:
             args += ["--confidence", self.confidence]
+        if self.min_confidence and float(self.min_confidence) > 0:   # off: the argv runs have always sent
+            args += ["--min-confidence", f"{float(self.min_confidence):g}"]
         return args
 
 

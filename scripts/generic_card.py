@@ -11,6 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from backend.evaluation.calibration import card_section, with_card_section  # noqa: E402
 from backend.training.pretrain import model_card  # noqa: E402
 
 
@@ -89,6 +90,8 @@ def main():
     args = parser.parse_args()
     manifest = _load(os.path.join(args.model, "model.json"))
     card = model_card(manifest, evaluation_markdown(args.eval) + copy_previews(args.eval, args.model))
+    if manifest.get("calibration"):       # written by `calibrate` into model.json: its section stays
+        card = with_card_section(card, card_section(manifest["calibration"]))
     tmp = os.path.join(args.model, ".README.md.part")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(card)

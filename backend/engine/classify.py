@@ -9,12 +9,12 @@ import numpy as np
 
 from backend.engine import device as devices
 from backend.engine import modalities
-from backend.engine.package import load_model
+from backend.engine.package import load_model, model_temperature
 from backend.engine.tiles import batches, count_tiles, iter_tiles
 from backend.io import output
 from backend.io.paths import check_outputs
 from backend.manifest import read_manifest
-from backend.protocol import DEFAULT_TILE_SIZE
+from backend.protocol import DEFAULT_TILE_SIZE, ErrorCode, LandFuseError
 
 if TYPE_CHECKING:
     import torch
@@ -33,9 +33,10 @@ def default_batch_size(tile_size: int) -> int:
     return max(1, round(BATCH_PIXELS / (tile_size * tile_size)))
 
 
-def predict_tiles(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, AbsentReader, SpectralReader]],
-                  tile_batch: Sequence[Tile], device: Union[str, torch.device]) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Run one batch of tiles → list of (classes index block, confidence block, valid block) per tile."""
+def window_logits(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, AbsentReader, SpectralReader]],
+                  tile_batch: Sequence[Tile], device: Union[str, torch.device]) -> Tuple[torch.Tensor, List[np.ndarray]]:
+    """One batch of windows through the network → (raw logits (windows, classes, h, w), float32 on the
+    device, no temperature applied; valid block per window), both over the whole read window (halo too)."""
     import torch
     # One preallocated array per modality for the whole batch: stacking per-tile blocks afterwards
     # would hold the batch twice at the peak.
@@ -49,8 +50,27 @@ def predict_tiles(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, 
         valids.append(valid)
     inputs = [torch.from_numpy(b).to(device) for b in batch]
     with torch.inference_mode():
-        probs = torch.softmax(net(inputs).float(), dim=1)
+        logits = net(inputs).float()
+    return logits, valids
+
+
+def predict_tiles(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, AbsentReader, SpectralReader]],
+                  tile_batch: Sequence[Tile], device: Union[str, torch.device],
+                  temperature: Optional[float] = None) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Run one batch of tiles → list of (classes index block, confidence block, valid block) per tile.
+
+    The confidence is the chosen class's probability after dividing the logits by the temperature
+    (None: the one the model package records, `package.model_temperature`; 1.0 without calibration).
+    The class index is taken from the untempered softmax, exactly as before calibration existed: a
+    positive temperature never reorders the classes, and this way not even a rounding tie can."""
+    import torch
+    logits, valids = window_logits(net, readers, tile_batch, device)
+    t = model_temperature(net) if temperature is None else float(temperature)
+    with torch.inference_mode():
+        probs = torch.softmax(logits, dim=1)
         confidence, index = probs.max(dim=1)
+        if t != 1.0:
+            confidence = torch.softmax(logits / t, dim=1).gather(1, index[:, None])[:, 0]
     confidence, index = confidence.cpu().numpy(), index.cpu().numpy()
     results = []
     for k, tile in enumerate(tile_batch):
@@ -60,9 +80,11 @@ def predict_tiles(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, 
     return results
 
 
-def class_values(manifest: Dict[str, Any]) -> np.ndarray:
-    """Output value of each network class index + 1 (index 0: nodata)."""
-    return np.array([0] + [c["value"] for c in manifest["classes"]], dtype=np.uint8)
+def class_values(manifest: Dict[str, Any], unclassified: bool = False) -> np.ndarray:
+    """Output value of each network class index + 1 (index 0: nodata); with `unclassified`, one more
+    slot at the end for the pixels a confidence threshold rejects (`output.UNCLASSIFIED`)."""
+    extra = [output.UNCLASSIFIED["value"]] if unclassified else []
+    return np.array([0] + [c["value"] for c in manifest["classes"]] + extra, dtype=np.uint8)
 
 
 def window_batches(height: int, width: int, tile_size: int, halo: int, batch_size: int) -> Iterator[List[Tile]]:
@@ -73,9 +95,14 @@ def window_batches(height: int, width: int, tile_size: int, halo: int, batch_siz
 
 def classify_windows(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, AbsentReader, SpectralReader]],
                      tile_batch: Sequence[Tile], device: Union[str, torch.device], values: np.ndarray,
-                     tile_size: int) -> List[Tuple[Tile, np.ndarray, np.ndarray, np.ndarray]]:
+                     tile_size: int, min_confidence: float = 0.0) -> List[Tuple[Tile, np.ndarray, np.ndarray, np.ndarray]]:
     """The per-window work of `classify` and `classify-batch`: one batch of windows → per window
-    (tile, class block (uint8 values, 0 = nodata), confidence block (-1 = nodata), pixels per value)."""
+    (tile, class block (uint8 values, 0 = nodata), confidence block (-1 = nodata), pixels per value).
+
+    With `min_confidence` > 0 a valid pixel whose (calibrated) confidence is below it gets the last
+    of `values`, which must then be the "unclassified" value (`class_values(…, unclassified=True)`)."""
+    if min_confidence > 0 and values[-1] != output.UNCLASSIFIED["value"]:
+        raise ValueError("a confidence threshold needs class_values(manifest, unclassified=True)")
     try:
         results = predict_tiles(net, readers, tile_batch, device)
     except Exception as exc:
@@ -84,15 +111,59 @@ def classify_windows(net: torch.nn.Module, readers: Sequence[Union[ModalityReade
         raise
     out = []
     for tile, (index, conf, valid) in zip(tile_batch, results):
-        counts = np.bincount(np.where(valid, index + 1, 0).ravel(), minlength=len(values))
-        out.append((tile, np.where(valid, values[index + 1], 0), np.where(valid, conf, -1.0), counts))
+        code = index + 1
+        if min_confidence > 0:
+            code = np.where(conf < min_confidence, len(values) - 1, code)
+        code = np.where(valid, code, 0)
+        counts = np.bincount(code.ravel(), minlength=len(values))
+        out.append((tile, values[code], np.where(valid, conf, -1.0), counts))
     return out
+
+
+def scene_logits(hsi: str, aux: Optional[Sequence[str]], model_dir: str, device: Optional[str] = "cpu",
+                 tile_size: int = DEFAULT_TILE_SIZE, wavelengths: Optional[Sequence[float]] = None,
+                 log: Any = None) -> Tuple[Dict[str, Any], np.ndarray, np.ndarray]:
+    """The network's raw logits (no temperature) over a whole scene, through the very readers and
+    windows `classify` uses: (manifest, logits (classes, h, w) float32, valid (h, w) bool). For
+    calibration and checks on scenes that fit in memory; writes nothing."""
+    log = log or (lambda message, level="info": None)
+    specs = read_manifest(model_dir)["modalities"]
+    dev = devices.resolve_device(device)
+    with modalities.open_modalities(hsi, aux, specs, log, wavelengths) as (ref, readers):
+        manifest, net = load_model(model_dir, dev)
+        logits = np.zeros((len(manifest["classes"]), ref.height, ref.width), np.float32)
+        valid = np.zeros((ref.height, ref.width), bool)
+        plan = window_batches(ref.height, ref.width, tile_size, int(manifest.get("halo", 0)),
+                              default_batch_size(tile_size))
+        for tile_batch in plan:
+            block, valids = window_logits(net, readers, tile_batch, dev)
+            block = block.cpu().numpy()
+            for k, tile in enumerate(tile_batch):
+                r, c = tile.row_off, tile.col_off
+                h, w = int(tile.core.height), int(tile.core.width)
+                rows = slice(int(tile.core.row_off), int(tile.core.row_off) + h)
+                cols = slice(int(tile.core.col_off), int(tile.core.col_off) + w)
+                logits[:, rows, cols] = block[k, :, r:r + h, c:c + w]
+                valid[rows, cols] = valids[k][r:r + h, c:c + w]
+    return manifest, logits, valid
+
+
+def check_min_confidence(value: float) -> float:
+    """`--min-confidence` must be a probability the top class can fall below: 0 ≤ P < 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"--min-confidence must be at least 0 and below 1 (got {value!r})",
+                            "0 turns the threshold off; e.g. 0.5 leaves pixels the model is less sure of unclassified.")
+    return float(value)
 
 
 def classify(hsi: str, aux: Optional[Sequence[str]], model_dir: str, out: str, events: Union[EventWriter, NestedEvents],
              confidence: Optional[str] = None, device: Optional[str] = "auto", tile_size: int = DEFAULT_TILE_SIZE,
-             batch_size: Optional[int] = None, wavelengths: Optional[Sequence[float]] = None) -> Dict[str, Any]:
+             batch_size: Optional[int] = None, wavelengths: Optional[Sequence[float]] = None,
+             min_confidence: float = 0.0) -> Dict[str, Any]:
+    """`min_confidence` (0 ≤ P < 1; 0: off): valid pixels whose calibrated confidence is below P are
+    written as "unclassified" (`output.UNCLASSIFIED`, its own legend entry), not as a class."""
     started = time.perf_counter()
+    check_min_confidence(min_confidence)
     batch_size = batch_size or default_batch_size(tile_size)
     check_outputs([hsi, *(aux or []), model_dir],
                   {"class map": out, "confidence raster": confidence,
@@ -102,18 +173,24 @@ def classify(hsi: str, aux: Optional[Sequence[str]], model_dir: str, out: str, e
     dev = devices.resolve_device(device)
     with modalities.open_modalities(hsi, aux, specs, events.log, wavelengths) as (ref, readers):
         manifest, net = load_model(model_dir, dev)
-        values = class_values(manifest)
+        reject = min_confidence > 0
+        class_table = output.with_unclassified(manifest["classes"]) if reject else manifest["classes"]
+        values = class_values(manifest, unclassified=reject)
         halo = int(manifest.get("halo", 0))
         total = count_tiles(ref.height, ref.width, tile_size)
         events.log(f"Classifying {ref.width}×{ref.height} px with {manifest['architecture']['name']} on {dev}: "
                    f"{total} window(s) of {tile_size} px, halo {halo}")
-        writer = output.ClassificationWriter(out, output.reference_profile(ref), manifest["classes"], confidence)
+        if reject:
+            events.log(f"Pixels below {min_confidence:g} confidence (temperature {model_temperature(net):g}) are "
+                       f"left unclassified (value {output.UNCLASSIFIED['value']})")
+        writer = output.ClassificationWriter(out, output.reference_profile(ref), class_table, confidence)
         done = 0
         counts = np.zeros(len(values), dtype=np.int64)
         try:
             events.progress("classify", 0, total)
             for tile_batch in window_batches(ref.height, ref.width, tile_size, halo, batch_size):
-                for tile, classes, conf, tile_counts in classify_windows(net, readers, tile_batch, dev, values, tile_size):
+                for tile, classes, conf, tile_counts in classify_windows(net, readers, tile_batch, dev, values, tile_size,
+                                                                         min_confidence):
                     counts += tile_counts
                     writer.write(tile.core, classes, conf)
                 done += len(tile_batch)
@@ -123,12 +200,14 @@ def classify(hsi: str, aux: Optional[Sequence[str]], model_dir: str, out: str, e
         except BaseException:
             writer.abort()
             raise
-    pixels = {c["name"]: int(n) for c, n in zip(manifest["classes"], counts[1:])}
+    pixels = {c["name"]: int(n) for c, n in zip(class_table, counts[1:])}
     return {
         "outputs": outputs,
-        "class_table": manifest["classes"],
+        "class_table": class_table,
         "metrics": {"pixels_per_class": pixels, "nodata_pixels": int(counts[0]),
-                    "pixels_per_second": round(ref.width * ref.height / max(time.perf_counter() - started, 1e-9), 1)},
+                    "pixels_per_second": round(ref.width * ref.height / max(time.perf_counter() - started, 1e-9), 1),
+                    "temperature": model_temperature(net),
+                    **({"min_confidence": min_confidence, "unclassified_pixels": int(counts[-1])} if reject else {})},
         "timings": {"total_s": round(time.perf_counter() - started, 3)},
         "device": dev,
     }

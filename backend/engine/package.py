@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Tuple, Union
 
 from backend import manifest as mf
-from backend.io.atomic import atomic_dir
+from backend.io.atomic import atomic_dir, write_json_atomic
 from backend.protocol import ErrorCode, LandFuseError
 
 if TYPE_CHECKING:
@@ -159,7 +159,25 @@ def load_model(model_dir: str, device: Union[str, torch.device] = "cpu") -> Tupl
         raise LandFuseError(ErrorCode.BAD_MODEL,
                             "The weights do not fit the architecture described in model.json: "
                             + str(exc).splitlines()[0]) from exc
+    # The package's calibration travels with the network (a plain attribute, not a weight), so every
+    # caller of the per-window code (`classify`, `classify-batch`) divides by the same temperature.
+    net.landfuse_temperature = mf.temperature(manifest)
     return manifest, net.to(device).eval()
+
+
+def model_temperature(net: Any) -> float:
+    """The temperature `load_model` attached to `net` (1.0 for a network built any other way)."""
+    return float(getattr(net, "landfuse_temperature", 1.0))
+
+
+def update_manifest(model_dir: str, fields: Mapping[str, Any]) -> dict:
+    """Set top-level `fields` of a package's model.json (validated, written atomically, in the format
+    `save_package` writes); the weights file is not touched and must still match its recorded sha256."""
+    manifest, _ = load_manifest_checked(model_dir)
+    manifest = dict(manifest, **fields)
+    mf.validate_manifest(manifest)
+    write_json_atomic(os.path.join(model_dir, mf.MANIFEST_FILE), manifest, indent=2, end="\n")
+    return manifest
 
 
 def _umask() -> int:

@@ -20,8 +20,27 @@ if TYPE_CHECKING:
     from rasterio.io import DatasetWriter
     from rasterio.windows import Window
 
-__all__ = ["PART_MARK", "ClassificationWriter", "check_writable", "class_profile", "hex_to_rgb", "pam_xml",
-           "part_path", "qml_paletted", "reference_profile", "remove_stale_parts", "sidecar", "write_class_metadata"]
+__all__ = ["PART_MARK", "UNCLASSIFIED", "ClassificationWriter", "check_writable", "class_profile", "hex_to_rgb",
+           "pam_xml", "part_path", "qml_paletted", "reference_profile", "remove_stale_parts", "sidecar",
+           "with_unclassified", "write_class_metadata"]
+
+# The class map's values: 0 = no data (a nodata or NaN input pixel, outside the scene: the GeoTIFF's
+# nodata value, transparent, no legend entry); 1…254 = the model's classes; 255 = "unclassified", a
+# valid pixel whose calibrated confidence was below `classify --min-confidence` (drawn, in the legend,
+# counted in the areas, and an error for `evaluate`). Two values because they mean different things:
+# no data cannot be mapped at all; an unclassified pixel was looked at and the model was unsure.
+UNCLASSIFIED = {"value": 255, "name": "unclassified", "color": "#000000"}
+
+
+def with_unclassified(classes: List[dict]) -> List[dict]:
+    """The class table of a map written with a confidence threshold: the model's classes plus the
+    "unclassified" entry; refused when the model itself uses its value or name."""
+    if any(c["value"] == UNCLASSIFIED["value"] or c["name"] == UNCLASSIFIED["name"] for c in classes):
+        raise LandFuseError(ErrorCode.BAD_ARGUMENTS,
+                            f"The model has a class {UNCLASSIFIED['value']} or named '{UNCLASSIFIED['name']}', "
+                            "which --min-confidence reserves for the pixels it leaves unclassified.",
+                            "Classify without --min-confidence, or renumber that class in model.json.")
+    return list(classes) + [dict(UNCLASSIFIED)]
 
 
 def hex_to_rgb(color: str) -> tuple:

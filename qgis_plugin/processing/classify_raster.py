@@ -14,7 +14,7 @@ from qgis.core import (
 
 from ..areas import area_lines, class_areas
 from ..backend_api import DEFAULT_TILE_SIZE
-from ..params import ClassifyParams
+from ..params import MAX_MIN_CONFIDENCE, ClassifyParams
 from ..preflight import check_inputs
 from . import keys
 from .common import (
@@ -46,7 +46,9 @@ class ClassifyRaster(LandFuseAlgorithm):
                   "land-cover map with a LandFuse model package (a folder with model.json and "
                   "weights.safetensors). The auxiliary rasters are resampled onto the hyperspectral grid by the "
                   "backend and must overlap it. The class raster is styled with the model's class names and "
-                  "colours; the optional confidence raster holds the top class probability (0–1).")
+                  "colours; the optional confidence raster holds the top class probability (0–1), calibrated when the "
+                  "model package records a temperature. With a minimum confidence, less certain pixels are left "
+                  "'unclassified' (value 255).")
 
     def initAlgorithm(self, config=None):
         add_hsi_and_aux(self)
@@ -70,6 +72,12 @@ class ClassifyRaster(LandFuseAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(keys.OUTPUT_CLASSES, tr("Land-cover classes")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             keys.OUTPUT_CONFIDENCE, tr("Confidence"), optional=True, createByDefault=False))
+        # appended: batch files and models name the parameters above by position too
+        self.addParameter(with_help(QgsProcessingParameterNumber(
+            keys.MIN_CONFIDENCE, tr("Minimum confidence"), QgsProcessingParameterNumber.Double,
+            defaultValue=0.0, minValue=0.0, maxValue=MAX_MIN_CONFIDENCE),
+            "Pixels whose calibrated confidence is below this are written as 'unclassified' (value 255, its own "
+            "legend entry) instead of their most likely class; 0 = off. No data stays 0."))
         self.addOutput(QgsProcessingOutputNumber(keys.CLASS_COUNT, tr("Number of classes")))
 
     def preflight(self, parameters, context, result):
@@ -98,7 +106,8 @@ class ClassifyRaster(LandFuseAlgorithm):
             tile_size=self.parameterAsInt(parameters, keys.TILE_SIZE, context),
             wavelengths=(self._wavelengths_file(parameters, context)
                          or (self.parameterAsString(parameters, keys.WAVELENGTHS, context) or "").strip() or None),
-            confidence=confidence)
+            confidence=confidence,
+            min_confidence=self.parameterAsDouble(parameters, keys.MIN_CONFIDENCE, context))
 
     @staticmethod
     def _report_areas(classes_path, class_table, result, feedback):

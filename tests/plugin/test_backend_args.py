@@ -109,6 +109,21 @@ def test_classify_raster_argv_defaults(registry, monkeypatch, inputs):
                     "--tile-size", str(DEFAULT_TILE_SIZE)]
 
 
+def test_classify_raster_argv_min_confidence(registry, monkeypatch, inputs):
+    s = inputs
+    out = s["out"] + ".tif"
+    command, args = backend_argv(registry, monkeypatch, "landfuse:classify_raster", {
+        "INPUT_HSI": s["hsi"], "MODEL_FOLDER": s["model"], "OUTPUT_CLASSES": out, "MIN_CONFIDENCE": 0.65},
+        {"outputs": {"classes": out}, "class_table": []})
+    assert args == ["--hsi", s["hsi"], "--model", s["model"], "--out", out, "--device", "auto",
+                    "--tile-size", str(DEFAULT_TILE_SIZE), "--min-confidence", "0.65"]
+    alg = registry.createAlgorithmById("landfuse:classify_raster")
+    definition = alg.parameterDefinition("MIN_CONFIDENCE")
+    assert (definition.minimum(), definition.maximum()) == (0.0, 0.99)
+    assert definition.dataType() == definition.Double and "unclassified" in definition.help()
+    assert definition.checkValueIsAcceptable(0.5) and not definition.checkValueIsAcceptable(1.0)
+
+
 # --- train / finetune -----------------------------------------------------------------------------
 
 def test_train_model_argv_vector_labels(registry, monkeypatch, inputs):
@@ -203,7 +218,8 @@ def test_processing_parameters_unchanged(registry):
                       ("WAVELENGTHS", "string", None, True, True),
                       ("TILE_SIZE", "number", DEFAULT_TILE_SIZE, False, True),
                       ("OUTPUT_CLASSES", "rasterDestination", None, False, False),
-                      ("OUTPUT_CONFIDENCE", "rasterDestination", None, True, False)],
+                      ("OUTPUT_CONFIDENCE", "rasterDestination", None, True, False),
+                      ("MIN_CONFIDENCE", "number", 0.0, False, False)],
             [("OUTPUT_CLASSES", "outputRaster"), ("OUTPUT_CONFIDENCE", "outputRaster"),
              ("CLASS_COUNT", "outputNumber")]),
         "landfuse:train_model": (
@@ -292,6 +308,43 @@ def test_dock_classify_argv(qgis_iface, inputs):
         dock.deleteLater()
 
 
+def test_dock_min_confidence_is_sent_and_saved(qgis_iface, inputs):
+    from landfuse.qgis_plugin.dock import LandFuseDock
+    from landfuse.qgis_plugin.dock_settings import DockSettings
+    s = inputs
+    hsi = QgsRasterLayer(s["hsi"], "hsi", "gdal")
+    QgsProject.instance().addMapLayer(hsi)
+    dock = LandFuseDock(qgis_iface)
+    try:
+        assert dock.min_confidence_spin.value() == 0.0 and dock.min_confidence_spin.text() == "off"
+        dock.hsi_combo.setLayer(hsi)
+        dock.select_model(s["model"])
+        dock.output_widget.setFilePath(s["out"] + ".tif")
+        assert "--min-confidence" not in dock.params().classify_params().backend_args()    # off by default
+        dock.min_confidence_spin.setValue(0.6)
+        settings = dock.params()
+        assert settings.min_confidence == 0.6
+        assert settings.classify_params().backend_args()[-2:] == ["--min-confidence", "0.6"]
+        settings.save()
+        assert QgsProject.instance().readDoubleEntry("LandFuse", "classify/min_confidence")[0] == 0.6
+        assert DockSettings.load().min_confidence == 0.6
+        dock.task_combo.setCurrentIndex(dock.task_combo.findData("train"))
+        assert dock.min_confidence_spin.isHidden()          # a classify option only
+        dock.task_combo.setCurrentIndex(dock.task_combo.findData("classify"))
+        assert not dock.min_confidence_spin.isHidden()
+    finally:
+        dock.teardown()
+        dock.deleteLater()
+    again = LandFuseDock(qgis_iface)        # a new dock reads the project's settings
+    try:
+        assert again.min_confidence_spin.value() == pytest.approx(0.6)
+    finally:
+        again.teardown()
+        again.deleteLater()
+    QgsProject.instance().writeEntryDouble("LandFuse", "classify/min_confidence", 1.5)
+    assert DockSettings.load().min_confidence == 0.0      # out of range in a project: off
+
+
 def test_dock_argv_reads_as_it_did(backend_python):
     """Until the job classes, the dock put --aux after --tile-size (Processing, before --model):
     the dock now sends Processing's order, which the backend reads exactly alike."""
@@ -349,6 +402,9 @@ def test_job_classes_argv():
         "--tile-size", "128", "--wavelengths", "w.txt", "--confidence", "c"]
     assert ClassifyParams(hsi="h", model_dir="m", out="o", confidence="", wavelengths="").backend_args() == [
         "--hsi", "h", "--model", "m", "--out", "o", "--device", "auto", "--tile-size", str(DEFAULT_TILE_SIZE)]
+    assert ClassifyParams(hsi="h", model_dir="m", out="o", confidence="c", min_confidence=0.5).backend_args()[-4:] == [
+        "--confidence", "c", "--min-confidence", "0.5"]
+    assert "--min-confidence" not in ClassifyParams(hsi="h", model_dir="m", out="o", min_confidence=0.0).backend_args()
     shared = dict(hsi="h", labels="l.gpkg", out="o", aux=["a", "b"], class_field="class", device="cuda",
                   epochs=5, name="n", tile_size=32, seed=9)
     middle = ["--hsi", "h", "--aux", "a", "--aux", "b", "--labels", "l.gpkg", "--class-field", "class", "--out", "o",

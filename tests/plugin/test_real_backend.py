@@ -136,6 +136,20 @@ def test_classify_raster_styled_and_accurate(processing_mod, trained_model, scen
     assert json.load(open(report_json))
 
 
+def test_classify_raster_min_confidence_styles_unclassified(processing_mod, trained_model, scene, tmp_path,
+                                                          qgis_new_project):
+    out = str(tmp_path / "unsure.tif")
+    processing_mod.runAndLoadResults("landfuse:classify_raster", {
+        "INPUT_HSI": scene["hsi"], "AUX_LAYERS": [scene["dsm"]], "MODEL_FOLDER": trained_model, "DEVICE": 1,
+        "TILE_SIZE": 32, "OUTPUT_CLASSES": out, "MIN_CONFIDENCE": 0.99})
+    QgsApplication.processEvents()
+    loaded = [l for l in QgsProject.instance().mapLayers().values() if l.source() == out]
+    assert loaded and isinstance(loaded[0].renderer(), QgsPalettedRasterRenderer)
+    classes = {c.value: (c.label, c.color.name()) for c in loaded[0].renderer().classes()}
+    assert classes[255] == ("unclassified", "#000000") and len(classes) == len(CLASS_TABLE) + 1
+    assert 'label="unclassified"' in open(str(tmp_path / "unsure.qml")).read()
+
+
 def test_assess_accuracy_with_vector_reference(processing_mod, scene, tmp_path):
     labels = drawn_labels()
     acc = processing_mod.run("landfuse:assess_accuracy", {

@@ -48,6 +48,15 @@ def test_paletted_renderer_matches_by_value_not_order(scene):
     assert legend == ["water", "trees", "buildings", "roads"]
 
 
+def test_unclassified_pixels_have_their_own_legend_entry(scene):
+    """`classify --min-confidence` adds value 255 "unclassified" to the class table it returns."""
+    layer = QgsRasterLayer(scene["truth"], "classes", "gdal")
+    apply_class_style(layer, TABLE + [{"value": 255, "name": "unclassified", "color": "#000000"}])
+    assert renderer_classes(layer)[255] == ("unclassified", "#000000")
+    legend = [label for label, _ in layer.renderer().legendSymbologyItems()]
+    assert legend == ["water", "trees", "buildings", "roads", "unclassified"]
+
+
 def test_duplicate_values_refused(scene):
     layer = QgsRasterLayer(scene["truth"], "classes", "gdal")
     with pytest.raises(ValueError):
