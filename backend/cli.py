@@ -112,6 +112,20 @@ def _classify_arguments(p):
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows per forward pass (default: about 262,144 core pixels' worth)")
     _wavelengths(p)
+    p.add_argument("--min-confidence", type=_probability, default=0.0,
+                   help="leave pixels whose (calibrated) confidence is below this as 'unclassified' "
+                        "(value 255, its own legend entry); 0 ≤ P < 1, default 0: off")
+
+
+def _probability(text: str) -> float:
+    """An argparse type: a number 0 ≤ P < 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is out of range: it must be at least 0 and below 1")
+    return value
 
 
 def _classify(args, events):
@@ -120,7 +134,25 @@ def _classify(args, events):
     from backend.engine.classify import classify
     return classify(args.hsi, args.aux, args.model, args.out, events, confidence=args.confidence,
                     device=args.device, tile_size=args.tile_size, batch_size=args.batch_size,
-                    wavelengths=_parsed_wavelengths(args))
+                    wavelengths=_parsed_wavelengths(args), min_confidence=args.min_confidence)
+
+
+def _calibrate_arguments(p):
+    p.add_argument("--model", required=True, help="generic model package (its model.json and card are updated)")
+    p.add_argument("--scenes", type=_at_least(1, 500), default=12,
+                   help="held-out synthetic scenes to fit on, and as many others to measure on")
+    _seed(p)
+    p.add_argument("--check", nargs=2, action="append", default=[], metavar=("HSI", "LABELS"),
+                   help="also measure on a real raster and its reference labels (not fitted on); repeatable")
+    _device(p)
+    p.add_argument("--dry-run", action="store_true", help="measure and report only; leave the package unchanged")
+
+
+def _calibrate(args, events):
+    from backend.evaluation.calibration import CalibrateConfig, run_calibration
+    return run_calibration(CalibrateConfig(
+        model=args.model, scenes=args.scenes, seed=args.seed, checks=tuple(tuple(c) for c in args.check),
+        device=args.device, dry_run=args.dry_run), events)
 
 
 def _classify_batch_arguments(p):
@@ -195,8 +227,11 @@ def _training_arguments(p):
     p.add_argument("--tile-size", type=_at_least(16), default=64, help="training tile size")
     p.add_argument("--recipe", default=None, choices=list(RECIPES),
                    help="fewlabel: fixed schedule sized by the labels, per-pixel spectral path, blocked "
-                        "cross-validated estimate beside a random forest (default for --arch spectral); "
-                        "legacy: validation subset and early stopping (default otherwise)")
+                        "cross-validated estimate beside a random forest (default of train); legacy: validation "
+                        "subset and early stopping (default of finetune)")
+    p.add_argument("--self-training", action="store_true",
+                   help="fewlabel recipe: fit again with the scene's most confident pixels as extra labels "
+                        "(helps on some scenes, hurts on others: compare the cross-validated figures)")
     p.add_argument("--no-cross-validation", dest="cross_validate", action="store_false",
                    help="skip the cross-validated accuracy estimate (fewlabel recipe)")
 
@@ -222,6 +257,7 @@ def _train_config(args) -> TrainConfig:
         only_labelled_classes=getattr(args, "only_labelled_classes", False),
         wavelengths=_parsed_wavelengths(args), epochs=args.epochs, device=args.device, seed=args.seed,
         tile_size=args.tile_size, name=args.name, recipe=args.recipe, cross_validate=args.cross_validate,
+        self_training=args.self_training,
         command=tuple(args.argv))
 
 
@@ -433,6 +469,8 @@ COMMANDS = (
             _zeroshot_arguments, _zeroshot),
     Command("fewshot", "fine-tune a generic model with N labels per class vs train from scratch",
             _fewshot_arguments, _fewshot),
+    Command("calibrate", "fit a generic model's softmax temperature on held-out synthetic scenes; "
+            "record it and its calibration error in the package", _calibrate_arguments, _calibrate),
     Command("library-rf", "baseline: a random forest trained on the spectral library, on a raster",
             _library_rf_arguments, _library_rf),
     Command("split-labels", "spatially disjoint train/test labels from a reference raster "

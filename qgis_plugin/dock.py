@@ -23,6 +23,7 @@ from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -48,9 +49,10 @@ from .areas import area_lines, class_areas
 from .backend_api import LandFuseError, read_manifest, summarize
 from .dock_settings import TASKS, DockSettings
 from .errors import NO_BACKEND, PREFLIGHT, BackendError
+from .estimate import describe_estimate
 from .labels import class_field_of, export_labels
 from .models import default_model_dir, hub, list_models, load_entry, register_model_folder
-from .params import ARCHITECTURES, DEVICES, EvaluateParams
+from .params import ARCHITECTURES, DEVICES, MAX_MIN_CONFIDENCE, EvaluateParams
 from .preflight import (
     Preflight,
     check_inputs,
@@ -204,6 +206,15 @@ class LandFuseDock(QgsDockWidget):
         self.confidence_check = QCheckBox("Also write a confidence raster")
         self.confidence_check.setToolTip("<output>_confidence.tif: the probability of each pixel's class (0–1)")
         form.addRow(self.confidence_check)
+        self.min_confidence_spin = QDoubleSpinBox()
+        self.min_confidence_spin.setRange(0.0, MAX_MIN_CONFIDENCE)
+        self.min_confidence_spin.setDecimals(2)
+        self.min_confidence_spin.setSingleStep(0.05)
+        self.min_confidence_spin.setSpecialValueText("off")
+        self.min_confidence_spin.setToolTip("Pixels whose calibrated confidence is below this are left "
+                                            "“unclassified” (value 255, their own legend entry) instead of taking "
+                                            "their most likely class. Off: every valid pixel gets a class.")
+        form.addRow("Min. confidence", self.min_confidence_spin)
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(16, 4096)
         self.tile_spin.setSingleStep(64)
@@ -299,6 +310,7 @@ class LandFuseDock(QgsDockWidget):
         classify, train = task == "classify", task == "train"
         for widget, visible in ((self.reference_combo, classify), (self.output_widget, classify),
                                 (self.confidence_check, classify), (self.tile_spin, classify),
+                                (self.min_confidence_spin, classify),
                                 (self.model_out_widget, not classify), (self.epochs_spin, not classify),
                                 (self.arch_combo, train), (self.model_info, not train),
                                 (self.labels_box, not classify), (self.class_field_combo, not classify),
@@ -327,7 +339,8 @@ class LandFuseDock(QgsDockWidget):
             class_field=self.class_field_combo.currentField() or "",
             arch=self.arch_combo.currentText(),
             epochs=self.epochs_spin.value(),
-            model_out=self.model_out_widget.filePath().strip())
+            model_out=self.model_out_widget.filePath().strip(),
+            min_confidence=round(self.min_confidence_spin.value(), 2))
 
     def set_params(self, params: DockSettings) -> None:
         project = QgsProject.instance()
@@ -344,6 +357,7 @@ class LandFuseDock(QgsDockWidget):
         self.output_widget.setFilePath(params.output_path)
         self.confidence_check.setChecked(bool(params.confidence))
         self.tile_spin.setValue(int(params.tile_size))
+        self.min_confidence_spin.setValue(float(params.min_confidence))
         self.reference_combo.setLayer(params.layer(params.reference_layer_id))
         self.labels_combo.setLayer(params.layer(params.labels_layer_id))
         self._labels_changed()
@@ -792,10 +806,9 @@ class LandFuseDock(QgsDockWidget):
         register_model_folder(model)
         self.select_model(model)
         entry = load_entry(model)
-        oa = metrics.get("oa")
         self.stage_label.setText(f"done{elapsed}")
         self.log(f"Done{elapsed}: model written to {model}")
-        note = entry.accuracy_note() if entry.ok else (f"Validation overall accuracy {oa:.3f}" if isinstance(oa, (int, float)) else "")
+        note = describe_estimate(metrics) or (entry.accuracy_note() if entry.ok else "")
         self.log(note)
         self._show_result(f"<b>New model {entry.stem}</b><br>{model}{elapsed}<br>{note}<br>"
                           "It is now the chosen model: switch the task to “Classify a scene” to map with it.", [])

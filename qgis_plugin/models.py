@@ -9,6 +9,7 @@ from qgis.core import QgsSettings
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from .backend_api import LandFuseError, read_manifest, summarize
+from .estimate import describe_estimate
 from .paths import models_dir
 
 SETTING_FOLDERS = "LandFuse/model_folders"
@@ -60,6 +61,8 @@ class ModelEntry:
             return ("No single accuracy: it was never fitted to one scene. Overall accuracy in its card "
                     "(README.md in the model folder): " + "; ".join(
                         f"{title} — {method} {100 * oa:.1f} %" for title, method, oa in figures[:3]) + ".")
+        if metrics.get("cross_validation"):
+            return describe_estimate(metrics)
         where = metrics.get("split") or "held-out labels"
         pixels = metrics.get("n_pixels") or metrics.get("val_pixels")
         text = f"Validation overall accuracy {100 * oa:.1f} %"

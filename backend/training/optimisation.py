@@ -32,11 +32,16 @@ def augment_batch(batch_inputs, batch_targets, rng: np.random.Generator, torch):
     return out, y
 
 
-def train_step(net, optimiser, schedule, xs, ys, class_weights) -> float:
+def train_step(net, optimiser, schedule, xs, ys, class_weights, label_smoothing: float = 0.05) -> float:
     """One optimiser step on a batch: masked, class-weighted, label-smoothed cross-entropy plus the
-    architecture's own auxiliary losses. Returns the loss."""
+    architecture's own auxiliary losses. Returns the loss. Classes beyond the end of `class_weights`
+    (a network with more outputs than the labels name) weigh 0, as absent classes do."""
     import torch
-    loss = torch.nn.functional.cross_entropy(net(xs), ys, weight=class_weights, ignore_index=-1, label_smoothing=0.05)
+    logits = net(xs)
+    if class_weights is not None and len(class_weights) < logits.shape[1]:
+        class_weights = torch.cat([class_weights, class_weights.new_zeros(logits.shape[1] - len(class_weights))])
+    loss = torch.nn.functional.cross_entropy(logits, ys, weight=class_weights, ignore_index=-1,
+                                             label_smoothing=label_smoothing)
     for value in (net.extra_losses() if hasattr(net, "extra_losses") else {}).values():
         loss = loss + value
     optimiser.zero_grad()

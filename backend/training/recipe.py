@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backend.training.optimisation import class_weights, train_step
+
 WHOLE_SCENE_PX = 20_000    # scenes up to this many pixels train on the whole scene each step
 CROP = 32                  # larger scenes: crops of CROP px centred on labels …
 CROP_BATCH = 16            # … this many per step (about as many pixels as a whole small scene)
@@ -79,7 +81,6 @@ def balanced_weights(targets: np.ndarray, num_classes: int, torch):
     """Inverse square-root frequency class weights (optimisation.class_weights): with labels drawn per class
     they are all 1; with labels as unbalanced as the scene (all of a dense map) the common classes keep
     part of their weight. Full inverse-frequency weights cost 20 OA points on the DFC2018 crop's labels."""
-    from backend.training.optimisation import class_weights
     counts = np.bincount(targets[targets >= 0], minlength=num_classes).astype(np.float64)
     return class_weights(counts, "cpu")
 
@@ -92,7 +93,7 @@ def fit(net, arrays, targets: np.ndarray, schedule: Schedule, seed: int, device:
     generator = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng(seed)
     h, w = targets.shape
-    weights = None   # inverse class frequency, sized by the network's class count at the first step
+    weights = balanced_weights(targets, int(targets.max()) + 1, torch).to(device)
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
     target_t = torch.from_numpy(targets)
     whole = h * w <= WHOLE_SCENE_PX
@@ -123,43 +124,84 @@ def fit(net, arrays, targets: np.ndarray, schedule: Schedule, seed: int, device:
     net.train()
     losses = []
     for step in range(total):
-        xs, ys = batch()
-        logits = net(xs)
-        if weights is None:
-            weights = balanced_weights(targets, int(logits.shape[1]), torch).to(device)
-        loss = torch.nn.functional.cross_entropy(logits, ys, weight=weights, ignore_index=-1, label_smoothing=0.1)
-        for value in (net.extra_losses() if hasattr(net, "extra_losses") else {}).values():
-            loss = loss + value
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        optimiser.step()
-        lr_at.step()
-        losses.append(float(loss.item()))
+        losses.append(train_step(net, optimiser, lr_at, *batch(), weights, label_smoothing=0.1))
         if progress and ((step + 1) % progress_every == 0 or step + 1 == total):
             progress(step + 1, total, float(np.mean(losses[-25:])))
     net.eval()
     return {"steps": total, "last_loss": round(float(np.mean(losses[-25:])), 4)}
 
 
-def predict(net, arrays, device: str = "cpu", tile: int = 256, halo: int = 32) -> np.ndarray:
-    """Class index per pixel of the in-memory scene (tiles with a halo when it is large)."""
+def predict(net, arrays, device: str = "cpu", tile: int = 256, halo: int = 32, with_confidence: bool = False):
+    """Class index per pixel of the in-memory scene (tiles with a halo when it is large); with
+    `with_confidence`, also the winning class's softmax probability per pixel."""
     import torch
 
     from backend.engine.tiles import iter_tiles
     h, w = arrays[0].shape[1:]
     out = np.zeros((h, w), np.int64)
+    confidence = np.zeros((h, w), np.float32) if with_confidence else None
     net.eval()
     with torch.inference_mode():
         for t in iter_tiles(h, w, tile, halo):
             rs = slice(int(t.read.row_off), int(t.read.row_off + t.read.height))
             cs = slice(int(t.read.col_off), int(t.read.col_off + t.read.width))
             x = [torch.from_numpy(np.ascontiguousarray(a[:, rs, cs]))[None].to(device) for a in arrays]
-            pred = net(x).argmax(1)[0].cpu().numpy()
+            logits = net(x)
             rr = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
             cc = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
-            out[rr, cc] = pred[t.row_off:t.row_off + int(t.core.height), t.col_off:t.col_off + int(t.core.width)]
+            core = (slice(t.row_off, t.row_off + int(t.core.height)), slice(t.col_off, t.col_off + int(t.core.width)))
+            out[rr, cc] = logits.argmax(1)[0].cpu().numpy()[core]
+            if confidence is not None:
+                confidence[rr, cc] = torch.softmax(logits.float(), 1).amax(1)[0].cpu().numpy()[core]
+    return (out, confidence) if with_confidence else out
+
+
+# ---- semi-supervised: the scene's own confident pixels as extra labels -------------------------------
+
+PSEUDO_PER_LABEL = 10      # at most this many pseudo-labels per real label of a class …
+PSEUDO_MIN_CONFIDENCE = 0.5
+SELF_TRAIN_SHARE = 0.5     # … and a second fit of this share of the first fit's steps
+
+
+def _neighbours_agree(pred: np.ndarray) -> np.ndarray:
+    """True where all 8 neighbours got the same class as the pixel (edges count as agreeing)."""
+    padded = np.pad(pred, 1, mode="edge")
+    h, w = pred.shape
+    agree = np.ones(pred.shape, bool)
+    for dr in (0, 1, 2):
+        for dc in (0, 1, 2):
+            agree &= padded[dr:dr + h, dc:dc + w] == pred
+    return agree
+
+
+def pseudo_labels(pred: np.ndarray, confidence: np.ndarray, targets: np.ndarray,
+                  per_label: int = PSEUDO_PER_LABEL, min_confidence: float = PSEUDO_MIN_CONFIDENCE) -> np.ndarray:
+    """`targets` plus, for each labelled class k with n_k labels, up to per_label·n_k unlabelled pixels
+    predicted k: the most confident of those whose whole 3×3 neighbourhood was predicted k (a pixel
+    inside a field, not on an edge, where a few-label model is least often wrong)."""
+    out = targets.copy()
+    flat_out, flat_pred, flat_conf = out.ravel(), pred.ravel(), confidence.ravel()
+    eligible = ((targets < 0) & _neighbours_agree(pred) & (confidence >= min_confidence)).ravel()
+    counts = np.bincount(targets[targets >= 0], minlength=int(pred.max()) + 1)
+    for k in np.flatnonzero(counts):
+        candidates = np.flatnonzero(eligible & (flat_pred == k))
+        take = candidates[np.argsort(-flat_conf[candidates], kind="stable")[:per_label * int(counts[k])]]
+        flat_out[take] = k
     return out
+
+
+def self_train(net, arrays, targets: np.ndarray, schedule: Schedule, seed: int, device: str = "cpu",
+               progress=None, progress_every: int = 25, per_label: int = PSEUDO_PER_LABEL,
+               share: float = SELF_TRAIN_SHARE) -> dict:
+    """After a first fit: label the scene's confident pixels with `net`'s own map (pseudo_labels) and
+    fit again, from the current weights, on the real labels and those together for a shorter schedule.
+    The real labels stay in; a pseudo-label never replaces one."""
+    pred, confidence = predict(net, arrays, device, with_confidence=True)
+    widened = pseudo_labels(pred, confidence, targets, per_label)
+    added = int((widened >= 0).sum() - (targets >= 0).sum())
+    second = Schedule(max(1, int(schedule.steps * share)), schedule.lr * 0.5, schedule.weight_decay)
+    done = fit(net, arrays, widened, second, seed + 31, device, progress=progress, progress_every=progress_every)
+    return {"pseudo_labels": added, "steps": second.steps, "last_loss": done["last_loss"]}
 
 
 def standardise(arrays):
@@ -205,6 +247,9 @@ def fit_predict(arrays, labels: np.ndarray, seed: int, options: dict) -> np.ndar
     model = options.pop("model")
     scale = float(options.pop("scale", 1.0))
     augment = float(options.pop("augment", 1.0))
+    rounds = int(options.pop("self_train", 0))
+    per_label = int(options.pop("per_label", PSEUDO_PER_LABEL))
+    share = float(options.pop("share", SELF_TRAIN_SHARE))
     torch.manual_seed(seed)
     x = standardise(arrays)
     targets = labels.astype(np.int64) - 1
@@ -214,7 +259,10 @@ def fit_predict(arrays, labels: np.ndarray, seed: int, options: dict) -> np.ndar
         net = nets.build("spectral", params, [a.shape[0] for a in x], k)
     else:
         net = nets.build(model, options, [a.shape[0] for a in x], k)
-    fit(net, x, targets, schedule_for(int((targets >= 0).sum()), scale=scale), seed, augment=augment)
+    schedule = schedule_for(int((targets >= 0).sum()), scale=scale)
+    fit(net, x, targets, schedule, seed, augment=augment)
+    for r in range(rounds):
+        self_train(net, x, targets, schedule, seed + r, per_label=per_label, share=share)
     return predict(net, x) + 1
 
 
@@ -254,14 +302,19 @@ def _oa_aa(cm: np.ndarray) -> dict:
 
 def cross_validate(make_net, arrays, targets: np.ndarray, num_classes: int, block: int, seed: int,
                    schedule: Schedule, device: str = "cpu", folds: int = CV_FOLDS, progress=None,
-                   pretrain=None) -> dict:
+                   pretrain=None, self_training: bool = False) -> dict:
     """OA/AA of the recipe and of a random forest (300 trees, same pixels' values) on spatially blocked
     folds of `targets`: each labelled pixel is predicted once, by models that never saw its block.
-    `make_net()` builds a fresh network; each fold fits it for `schedule` (shorter than the final fit)."""
+    `make_net()` builds a fresh network; each fold fits it for `schedule` (shorter than the final fit).
+
+    With `self_training` (what the final fit will do), each fold's model then self-trains (self_train)
+    and is scored again: "recipe" is that figure, "without_self_training" the one before it.
+    """
     from backend.evaluation.baselines import random_forest
     fold = blocked_folds(targets, block, folds, seed)
     used = sorted(int(f) for f in np.unique(fold[fold >= 0]))
     cm_net = np.zeros((num_classes, num_classes), np.int64)
+    cm_self = np.zeros_like(cm_net)
     cm_rf = np.zeros_like(cm_net)
     features = pixel_features(arrays)
     for i, f in enumerate(used):
@@ -274,10 +327,15 @@ def cross_validate(make_net, arrays, targets: np.ndarray, num_classes: int, bloc
             pretrain(net)
         fit(net, arrays, train, schedule, seed + 101 * (i + 1), device,
             progress=(lambda d, t, loss, i=i: progress(i * t + d, len(used) * t)) if progress else None)
-        pred = predict(net, arrays, device)
         truth = targets[held]
-        np.add.at(cm_net, (truth, pred[held]), 1)
+        np.add.at(cm_net, (truth, predict(net, arrays, device)[held]), 1)
+        if self_training:   # the held-out block's pixels are unlabelled here, as any map pixel is
+            self_train(net, arrays, train, schedule, seed + 101 * (i + 1), device)
+            np.add.at(cm_self, (truth, predict(net, arrays, device)[held]), 1)
         forest = random_forest(seed).fit(features[(train >= 0).ravel()], train.ravel()[train.ravel() >= 0])
         np.add.at(cm_rf, (truth, forest.predict(features[held.ravel()])), 1)
-    return {"folds": len(used), "block": int(block), "steps_per_fold": schedule.steps,
-            "pixels": int(cm_net.sum()), "recipe": _oa_aa(cm_net), "random_forest": _oa_aa(cm_rf)}
+    out = {"folds": len(used), "block": int(block), "steps_per_fold": schedule.steps,
+           "pixels": int(cm_net.sum()), "recipe": _oa_aa(cm_net), "random_forest": _oa_aa(cm_rf)}
+    if self_training:
+        out.update(without_self_training=_oa_aa(cm_net), recipe=_oa_aa(cm_self))
+    return out

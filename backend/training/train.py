@@ -274,7 +274,7 @@ def _class_table(config: TrainConfig, base: _Base, scene: _Scene, log) -> list:
     return classes
 
 
-def _targets(scene: _Scene, classes: list, seed: int, log) -> _Split:
+def _targets(scene: _Scene, classes: list, seed: int, log, holds_out: bool = True) -> _Split:
     """Class indices of the labelled valid pixels, split into train and validation blocks."""
     targets = np.full(scene.labels.shape, -1, np.int64)
     for i, c in enumerate(classes):
@@ -289,8 +289,11 @@ def _targets(scene: _Scene, classes: list, seed: int, log) -> _Split:
     h, w = targets.shape
     block = max(8, min(32, min(h, w) // 8))
     train, val = spatial_split(targets, len(classes), block, seed)
-    log(f"{n_labelled} labelled px: {(train >= 0).sum()} train, {(val >= 0).sum()} validation "
-        f"(blocks of {block} px); {len(classes)} classes")
+    if holds_out:
+        log(f"{n_labelled} labelled px: {(train >= 0).sum()} train, {(val >= 0).sum()} validation "
+            f"(blocks of {block} px); {len(classes)} classes")
+    else:   # the few-label recipe trains on every label and cross-validates by blocks instead
+        log(f"{n_labelled} labelled px, {len(classes)} classes")
     return _Split(targets, train, val, block)
 
 
@@ -407,7 +410,7 @@ def run_training(config: TrainConfig, events) -> dict:
     out_dir = check_model_folder(config.out, [config.hsi, *config.aux, config.labels, config.base_model], log)
     scene = _read_scene(config, base, log)
     classes = _class_table(config, base, scene, log)
-    split = _targets(scene, classes, config.seed, log)
+    split = _targets(scene, classes, config.seed, log, holds_out=config.resolved_recipe != fewlabel.RECIPE)
 
     net = nets.build(arch, params, [a.shape[0] for a in scene.arrays], len(classes))
     if config.finetune:
@@ -424,7 +427,7 @@ def run_training(config: TrainConfig, events) -> dict:
             return fresh.to(dev)
         done = fewlabel.fit_and_estimate(net, make_net, scene.arrays, split.targets, split.block, classes,
                                          config.finetune, config.epochs, config.seed, dev, events,
-                                         cross_validate=config.cross_validate)
+                                         cross_validate=config.cross_validate, self_training=config.self_training)
         fit, metrics = _Fit(done["fit"]["units"], done["fit"]["units"], done["fit"]), done["metrics"]
     else:
         fit = _fit(net, arch, len(classes), config, scene, split, dev, events, rng)

@@ -20,6 +20,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
+from ..estimate import describe_estimate
 from ..labels import CLASS_FIELD
 from ..models import register_model_folder
 from ..params import DEFAULT_TRAIN_TILE_SIZE, LabelTrainingParams
@@ -148,8 +149,9 @@ class LabelTrainingAlgorithm(LandFuseAlgorithm):
         self._out = (result.get("outputs") or {}).get("model", job.out)
         metrics = result.get("metrics") or {}
         oa = metrics.get("oa")
-        if isinstance(oa, (int, float)):
-            feedback.pushInfo(f"Validation overall accuracy: {oa:.3f}")
+        estimate = describe_estimate(metrics)
+        if estimate:
+            feedback.pushInfo(estimate)
         return {keys.OUTPUT_MODEL: self._out, keys.OVERALL_ACCURACY: oa if isinstance(oa, (int, float)) else None}
 
     def postProcessAlgorithm(self, context, feedback):

@@ -213,7 +213,9 @@ def test_train_then_classify_with_reference_then_finetune(qgis_iface, qgis_new_p
         assert os.path.isfile(os.path.join(model, "model.json"))
         assert os.path.abspath(dock.model_combo.currentData()) == os.path.abspath(model)
         assert os.path.abspath(model) in [os.path.abspath(f) for f in models.user_folders()]
-        assert "Validation overall accuracy" in dock.result_label.text()
+        # the few-label recipe's honest estimate, with the forest's figure on the same folds beside it
+        assert "Cross-validated estimate on your labels" in dock.result_label.text()
+        assert "a random forest on the same folds" in dock.result_label.text()
         assert not any(n.startswith("landfuse_run_") for n in os.listdir(QgsProcessingUtils.tempFolder()))
 
         dock.task_combo.setCurrentIndex(dock.task_combo.findData("classify"))

@@ -59,12 +59,49 @@ def test_train_reports_a_blocked_cross_validated_estimate_beside_a_forest(tmp_pa
     s = make_scene(tmp_path)
     model = tmp_path / "model"
     code, events, err = run_cli("train", "--hsi", s["hsi"], "--aux", s["dsm"], "--labels", s["sparse"],
-                                "--arch", "spectral", "--out", model, "--epochs", "4", "--tile-size", "32")
+                                "--arch", "spectral", "--out", model, "--epochs", "4", "--tile-size", "32",
+                                "--self-training")
     assert code == 0, err
     cv = events[-1]["metrics"]["cross_validation"]
     assert cv["folds"] == 3 and cv["pixels"] == events[-1]["metrics"]["train_pixels"]
     assert 0 <= cv["recipe"]["oa"] <= 1 and 0 <= cv["random_forest"]["oa"] <= 1
     manifest = json.load(open(model / "model.json"))
-    assert manifest["training"]["recipe"] == "fewlabel" and manifest["training"]["steps"] == 64
+    training = manifest["training"]
+    assert training["recipe"] == "fewlabel" and training["steps"] + training["self_training_steps"] == 64
+    assert training["self_training"] and training["pseudo_labels"] > 0 and "without_self_training" in cv
     card = open(model / "README.md").read()
     assert "cross-validation" in card and "random forest" in card and "from scratch" in card
+    assert "self-training" in card and "--self-training" in manifest["training"]["command"]
+
+
+def test_pseudo_labels_add_confident_field_interiors_and_never_replace_a_label():
+    pred = np.zeros((20, 20), np.int64)
+    pred[:, 10:] = 1                              # two fields, an edge between columns 9 and 10
+    confidence = np.full(pred.shape, 0.9, np.float32)
+    confidence[0:5, :] = 0.3                      # unsure rows: never taken
+    targets = np.full(pred.shape, -1)
+    targets[10, 2] = 0
+    targets[10, 15] = 1
+    targets[12, 5] = 1                            # a real label the map disagrees with stays as it is
+    out = recipe.pseudo_labels(pred, confidence, targets, per_label=4)
+    added = (out >= 0) & (targets < 0)
+    assert (out[targets >= 0] == targets[targets >= 0]).all()
+    assert added.sum() == 4 + 8                   # per_label × labels of each class: 1 of class 0, 2 of class 1
+    assert (out[added] == pred[added]).all()
+    assert not added[:, 9:11].any() and not added[0:5].any()
+
+
+def test_self_training_fits_again_on_the_real_and_pseudo_labels():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 24, 24)).astype(np.float32)
+    x[:3, :, 12:] += 3                            # class 1 on the right half: easy to map
+    targets = np.full((24, 24), -1)
+    targets[rng.integers(0, 24, 6), rng.integers(0, 12, 6)] = 0
+    targets[rng.integers(0, 24, 6), rng.integers(12, 24, 6)] = 1
+    net = nets.build("spectral", {"context_layers": 1}, [6], 2)
+    schedule = recipe.Schedule(60, 3e-3, 1e-2)
+    recipe.fit(net, [x], targets, schedule, seed=0)
+    done = recipe.self_train(net, [x], targets, schedule, seed=0, per_label=5)
+    assert done["steps"] == int(60 * recipe.SELF_TRAIN_SHARE) and 0 < done["pseudo_labels"] <= 5 * (targets >= 0).sum()
+    assert (recipe.predict(net, [x])[:, 14:] == 1).mean() > 0.9
