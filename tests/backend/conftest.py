@@ -1,5 +1,8 @@
 """Shared fixtures for the backend tests: generated rasters and small model packages."""
 
+import hashlib
+import io
+import json
 import os
 import subprocess
 import sys
@@ -75,6 +78,36 @@ def scene(tmp_path):
     return {"hsi": write_raster(tmp_path / "hsi.tif", hsi, nodata=-9999.0),
             "dsm": write_raster(tmp_path / "dsm.tif", dsm, nodata=-9999.0), "dir": tmp_path,
             "hsi_array": hsi, "dsm_array": dsm}
+
+
+@pytest.fixture
+def labelled(scene):
+    """`scene` with a label raster of two classes ("labels")."""
+    labels = np.zeros((96, 80), np.uint8)
+    labels[10:30, 10:30] = 1
+    labels[50:80, 40:70] = 2
+    scene["labels"] = write_raster(scene["dir"] / "labels.tif", labels)
+    return scene
+
+
+def digests(*paths):
+    """sha256 of every file under `paths` (folders walked), by path: equal before and after = untouched."""
+    out = {}
+    for p in map(str, paths):
+        if os.path.isdir(p):
+            out.update(digests(*[os.path.join(p, n) for n in sorted(os.listdir(p))]))
+        else:
+            with open(p, "rb") as f:
+                out[p] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def run_in_process(*argv):
+    """The CLI run in this process → (exit code, events)."""
+    from backend.cli import main
+    out = io.StringIO()
+    rc = main([str(a) for a in argv], stdout=out)
+    return rc, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 leaves no output behind and every input byte-identical."""
 
 import errno
-import hashlib
-import io
-import json
 import os
 
 import numpy as np
@@ -14,46 +11,25 @@ from rasterio.control import GroundControlPoint
 
 from backend import cli
 from backend.io import rasters
-from tests.backend.conftest import REPO, make_package, run_cli, write_raster
+from tests.backend.conftest import REPO, digests, make_package, run_cli, run_in_process, write_raster
 
 GENERIC = os.path.join(REPO, "models", "generic-landcover")
 
 
-def _digests(*paths):
-    out = {}
-    for p in paths:
-        if os.path.isdir(p):
-            out.update(_digests(*[os.path.join(p, n) for n in sorted(os.listdir(p))]))
-        else:
-            out[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
-    return out
-
-
 def run(*argv):
-    out = io.StringIO()
-    rc = cli.main([str(a) for a in argv], stdout=out)
-    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    rc, events = run_in_process(*argv)
     final = [e for e in events if e["type"] in ("error", "result")]
     assert len(final) == 1, events
     return rc, events, final[0]
 
 
 def expect(code, *argv, inputs=()):
-    before = _digests(*inputs)
+    before = digests(*inputs)
     rc, events, final = run(*argv)
     assert final["type"] == "error" and final["code"] == code, final
     assert rc != 0
-    assert _digests(*inputs) == before
+    assert digests(*inputs) == before
     return final, events
-
-
-@pytest.fixture
-def labelled(scene):
-    labels = np.zeros((96, 80), np.uint8)
-    labels[10:30, 10:30] = 1
-    labels[50:80, 40:70] = 2
-    scene["labels"] = write_raster(scene["dir"] / "labels.tif", labels)
-    return scene
 
 
 @pytest.mark.parametrize("option", [("--epochs", -1), ("--epochs", 0), ("--tile-size", 0), ("--seed", -1)])

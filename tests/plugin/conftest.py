@@ -31,6 +31,29 @@ def _load_plugin_package():
 _load_plugin_package()
 
 
+@pytest.fixture(scope="module")
+def registry(qgis_processing):
+    """QGIS's Processing registry with the LandFuse provider in it: added here when a module's tests
+    find none, and removed after them (the plugin-load tests register and remove their own)."""
+    from landfuse.qgis_plugin.processing.provider import LandFuseProvider
+    from qgis.core import QgsApplication
+    registry = QgsApplication.processingRegistry()
+    added = None
+    if registry.providerById("landfuse") is None:
+        added = LandFuseProvider()
+        registry.addProvider(added)
+    yield registry
+    if added is not None:
+        registry.removeProvider(added)
+
+
+@pytest.fixture(scope="module")
+def processing_mod(registry):
+    """QGIS's `processing` module (processing.run), with the LandFuse provider registered."""
+    import processing
+    return processing
+
+
 @pytest.fixture(scope="session")
 def plugin_root():
     return ROOT

@@ -16,7 +16,6 @@ from landfuse.qgis_plugin.backend_api import DEFAULT_TILE_SIZE
 from landfuse.qgis_plugin.models import default_model_dir
 from landfuse.qgis_plugin.processing.common import LandFuseAlgorithm
 from qgis.core import (
-    QgsApplication,
     QgsFeature,
     QgsGeometry,
     QgsProcessingContext,
@@ -29,19 +28,6 @@ from scenes import label_polygons_wkt, make_scene, write_raster
 
 # A label GeoPackage exported to a fresh temporary folder: its path differs on every run.
 EXPORTED = re.compile(r".*[/\\](landfuse_labels|landfuse_reference)_[^/\\]+[/\\]\1\.gpkg$")
-
-
-@pytest.fixture(scope="module")
-def registry(qgis_processing):
-    from landfuse.qgis_plugin.processing.provider import LandFuseProvider
-    registry = QgsApplication.processingRegistry()
-    added = None
-    if registry.providerById("landfuse") is None:
-        added = LandFuseProvider()
-        registry.addProvider(added)
-    yield registry
-    if added is not None:
-        registry.removeProvider(added)
 
 
 @pytest.fixture

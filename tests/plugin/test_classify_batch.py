@@ -24,19 +24,6 @@ from scenes import make_scene, write_raster
 DEMO_TINY = str(ROOT / "models" / "demo-tiny")   # 64-band HSI + 1 aux
 
 
-@pytest.fixture(scope="module")
-def registry(qgis_processing):
-    from landfuse.qgis_plugin.processing.provider import LandFuseProvider
-    registry = QgsApplication.processingRegistry()
-    added = None
-    if registry.providerById("landfuse") is None:
-        added = LandFuseProvider()
-        registry.addProvider(added)
-    yield registry
-    if added is not None:
-        registry.removeProvider(added)
-
-
 @pytest.fixture
 def archive(tmp_path):
     """A folder of two 64-band scenes, each with its DSM beside it, and one corrupt 'scene'."""

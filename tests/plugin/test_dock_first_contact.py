@@ -299,20 +299,6 @@ def test_settings_key_is_the_documented_one():
 
 # --- Processing (issue 17: wavelength file, short labels, the class map on top) -------------------
 
-@pytest.fixture(scope="module")
-def processing_mod(qgis_processing):
-    import processing
-    from landfuse.qgis_plugin.processing.provider import LandFuseProvider
-    from qgis.core import QgsApplication
-    registry = QgsApplication.processingRegistry()
-    ours = registry.providerById("landfuse") is None
-    if ours:
-        registry.addProvider(LandFuseProvider())
-    yield processing
-    if ours:       # the plugin-load tests register and remove their own provider
-        registry.removeProvider("landfuse")
-
-
 def test_processing_labels_are_short(processing_mod):
     """Long labels made the dialogs too narrow for their text: the detail is in each tooltip."""
     from qgis.core import QgsApplication

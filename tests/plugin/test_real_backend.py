@@ -46,18 +46,6 @@ def _backend_env(backend_python):
 
 
 @pytest.fixture(scope="session")
-def processing_mod(qgis_processing):
-    import processing
-    from landfuse.qgis_plugin.processing.provider import LandFuseProvider
-    registry = QgsApplication.processingRegistry()
-    provider = registry.providerById("landfuse")
-    if provider is None:
-        provider = LandFuseProvider()
-        registry.addProvider(provider)
-    yield processing
-
-
-@pytest.fixture(scope="session")
 def scene(tmp_path_factory):
     return make_scene(tmp_path_factory.mktemp("scene"))
 
@@ -80,7 +68,7 @@ def drawn_labels():
     return layer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def trained_model(processing_mod, scene, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("models") / "tiny")
     labels = drawn_labels()

@@ -205,16 +205,24 @@ def dask_cluster(tmp_path, n_workers=2):
                 p.wait(timeout=10)
 
 
-def test_scheduler_and_workers_survive_a_worker_killed_mid_run(tmp_path):
+def _long_run(tmp_path, name, seed):
+    """Three 192×160 px scenes, a model, an output folder, and the classify-batch argv (16 px windows,
+    2 per task: 120 windows, long enough to act on mid-run); append the cluster option."""
     data = tmp_path / "data"
     data.mkdir()
-    scenes = [_scene(data, f"big{i}", seed=20 + i, size=(192, 160)) for i in range(3)]
+    scenes = [_scene(data, f"{name}{i}", seed=seed + i, size=(192, 160)) for i in range(3)]
     model = make_package(tmp_path / "model", [10, 1])
     out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "backend", "classify-batch", "--inputs", *[h for h, _ in scenes],
+           "--aux", *[d for _, d in scenes], "--model", model, "--out-dir", str(out),
+           "--tile-size", "16", "--windows-per-task", "2"]
+    return scenes, model, out, cmd
+
+
+def test_scheduler_and_workers_survive_a_worker_killed_mid_run(tmp_path):
+    scenes, model, out, cmd = _long_run(tmp_path, "big", 20)
     with dask_cluster(tmp_path) as (address, workers):
-        cmd = [sys.executable, "-m", "backend", "classify-batch", "--inputs", *[h for h, _ in scenes],
-               "--aux", *[d for _, d in scenes], "--model", model, "--out-dir", str(out), "--scheduler", address,
-               "--tile-size", "16", "--windows-per-task", "2"]
+        cmd += ["--scheduler", address]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         events, killed_at = [], None
         try:
@@ -261,14 +269,8 @@ def test_unreachable_scheduler_is_a_typed_error(tmp_path):
 
 def test_cancel_stops_the_local_cluster_and_leaves_no_partial_output(tmp_path):
     import psutil
-    data = tmp_path / "data"
-    data.mkdir()
-    scenes = [_scene(data, f"c{i}", seed=40 + i, size=(192, 160)) for i in range(3)]
-    model = make_package(tmp_path / "model", [10, 1])
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "backend", "classify-batch", "--inputs", *[h for h, _ in scenes],
-           "--aux", *[d for _, d in scenes], "--model", model, "--out-dir", str(out), "--workers", "2",
-           "--tile-size", "16", "--windows-per-task", "2"]
+    scenes, model, out, cmd = _long_run(tmp_path, "c", 40)
+    cmd += ["--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     events, children = [], []
     try:

@@ -2,52 +2,24 @@
 output of the same run; a model folder replaces only a model package. Every case checks the typed
 error AND that every input is byte-identical afterwards."""
 
-import hashlib
-import io
-import json
 import os
 
-import numpy as np
 import pytest
 
-from backend.cli import main
 from backend.io import paths
 from backend.protocol import LandFuseError
-from tests.backend.conftest import make_package, write_raster
-
-
-def _digest(path):
-    if os.path.isdir(path):
-        return {n: _digest(os.path.join(path, n)) for n in sorted(os.listdir(path))}
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def run(*argv):
-    """In-process CLI run → (exit code, events)."""
-    out = io.StringIO()
-    rc = main([str(a) for a in argv], stdout=out)
-    return rc, [json.loads(line) for line in out.getvalue().splitlines()]
+from tests.backend.conftest import digests, make_package, run_in_process
 
 
 def assert_refused(files, argv, codes=("bad_arguments", "output_not_writable")):
-    before = {f: _digest(f) for f in files}
-    rc, events = run(*argv)
+    before = digests(*files)
+    rc, events = run_in_process(*argv)
     assert rc != 0, events
     kinds = [e["type"] for e in events if e["type"] in ("error", "result")]
     assert kinds == ["error"], events
     assert events[-1]["code"] in codes, events[-1]
-    assert {f: _digest(f) for f in files} == before
+    assert digests(*files) == before
     return events[-1]
-
-
-@pytest.fixture
-def labelled(scene):
-    labels = np.zeros((96, 80), np.uint8)
-    labels[10:30, 10:30] = 1
-    labels[50:80, 40:70] = 2
-    scene["labels"] = write_raster(scene["dir"] / "labels.tif", labels)
-    return scene
 
 
 def test_classify_never_writes_over_an_input(scene, model2):
@@ -86,7 +58,7 @@ def test_classify_outputs_must_differ_and_be_regular_files(scene, model2, tmp_pa
 
 def test_evaluate_split_and_preview_never_write_over_an_input(scene, model2, labelled, tmp_path):
     classes = str(tmp_path / "classes.tif")
-    rc, events = run("classify", "--hsi", scene["hsi"], "--aux", scene["dsm"], "--model", model2, "--out", classes)
+    rc, events = run_in_process("classify", "--hsi", scene["hsi"], "--aux", scene["dsm"], "--model", model2, "--out", classes)
     assert rc == 0, events
     ref = labelled["labels"]
     files = [classes, ref, scene["hsi"]]
@@ -109,13 +81,13 @@ def test_evaluate_refuses_an_image_as_the_prediction(scene, labelled):
 def test_train_out_a_data_folder_is_refused_before_training(labelled, monkeypatch):
     folder = str(labelled["dir"])
     files = [labelled["hsi"], labelled["dsm"], labelled["labels"]]
-    before = _digest(folder)
+    before = digests(folder)
     monkeypatch.chdir(folder)
     for out in (".", folder, os.path.join(folder, "sub", "..")):
         error = assert_refused(files, ["train", "--hsi", labelled["hsi"], "--labels", labelled["labels"],
                                        "--out", out, "--epochs", 1, "--arch", "tiny", "--device", "cpu"])
         assert "input" in error["message"]
-    assert _digest(folder) == before
+    assert digests(folder) == before
 
 
 def test_train_refuses_an_existing_folder_that_is_no_model_package(labelled, tmp_path):
@@ -190,7 +162,7 @@ def test_synth_never_fills_a_folder_of_someone_elses_files(tmp_path):
     (data / "hsi.tif").write_bytes(b"my real scene")
     assert_refused([str(data / "hsi.tif")], ["synth", "--out", data, "--size", 32, "--bands", 8],
                    codes=("output_not_writable",))
-    rc, events = run("synth", "--out", tmp_path / "new", "--size", 32, "--bands", 8)
+    rc, events = run_in_process("synth", "--out", tmp_path / "new", "--size", 32, "--bands", 8)
     assert rc == 0, events
-    rc, events = run("synth", "--out", tmp_path / "new", "--size", 32, "--bands", 8, "--seed", 1)
+    rc, events = run_in_process("synth", "--out", tmp_path / "new", "--size", 32, "--bands", 8, "--seed", 1)
     assert rc == 0, events     # an earlier synth scene (scene.json) may be replaced
