@@ -74,9 +74,8 @@ def predict_tiles(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, 
     confidence, index = confidence.cpu().numpy(), index.cpu().numpy()
     results = []
     for k, tile in enumerate(tile_batch):
-        r, c = tile.row_off, tile.col_off
-        h, w = int(tile.core.height), int(tile.core.width)
-        results.append((index[k, r:r + h, c:c + w], confidence[k, r:r + h, c:c + w], valids[k][r:r + h, c:c + w]))
+        rows, cols = tile.core_in_read
+        results.append((index[k, rows, cols], confidence[k, rows, cols], valids[k][rows, cols]))
     return results
 
 
@@ -139,12 +138,9 @@ def scene_logits(hsi: str, aux: Optional[Sequence[str]], model_dir: str, device:
             block, valids = window_logits(net, readers, tile_batch, dev)
             block = block.cpu().numpy()
             for k, tile in enumerate(tile_batch):
-                r, c = tile.row_off, tile.col_off
-                h, w = int(tile.core.height), int(tile.core.width)
-                rows = slice(int(tile.core.row_off), int(tile.core.row_off) + h)
-                cols = slice(int(tile.core.col_off), int(tile.core.col_off) + w)
-                logits[:, rows, cols] = block[k, :, r:r + h, c:c + w]
-                valid[rows, cols] = valids[k][r:r + h, c:c + w]
+                rows, cols = tile.core_in_read
+                logits[(slice(None), *tile.core_slices)] = block[k, :, rows, cols]
+                valid[tile.core_slices] = valids[k][rows, cols]
     return manifest, logits, valid
 
 

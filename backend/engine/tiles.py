@@ -23,6 +23,24 @@ class Tile:
     def read_shape(self) -> Tuple[int, int]:
         return int(self.read.height), int(self.read.width)
 
+    @property
+    def read_slices(self) -> Tuple[slice, slice]:
+        """(rows, cols) of the read window in the scene."""
+        r, c = int(self.read.row_off), int(self.read.col_off)
+        return slice(r, r + int(self.read.height)), slice(c, c + int(self.read.width))
+
+    @property
+    def core_slices(self) -> Tuple[slice, slice]:
+        """(rows, cols) of the core in the scene."""
+        r, c = int(self.core.row_off), int(self.core.col_off)
+        return slice(r, r + int(self.core.height)), slice(c, c + int(self.core.width))
+
+    @property
+    def core_in_read(self) -> Tuple[slice, slice]:
+        """(rows, cols) of the core inside a block read for this tile."""
+        h, w = int(self.core.height), int(self.core.width)
+        return slice(self.row_off, self.row_off + h), slice(self.col_off, self.col_off + w)
+
 
 def iter_tiles(height: int, width: int, tile_size: int, halo: int) -> Iterator[Tile]:
     if tile_size < 1:

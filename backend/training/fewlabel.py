@@ -64,7 +64,8 @@ def fit_and_estimate(net, make_net, arrays, targets: np.ndarray, block: int, cla
     Returns {"fit": {...}, "metrics": {...}} for the manifest and the result event."""
     log = events.log
     n_labelled = int((targets >= 0).sum())
-    warmup = _schedule(n_labelled, finetune, epochs).steps // 4 if hasattr(net, "pretrain_step") and not finetune else 0
+    final = _schedule(n_labelled, finetune, epochs, self_training=self_training)
+    warmup = final.steps // 4 if hasattr(net, "pretrain_step") and not finetune else 0
     metrics = {"train_pixels": n_labelled, "val_pixels": 0, "recipe": RECIPE,
                "split": "no held-out subset: every label trains the final model; the estimate is a spatially "
                         f"blocked {recipe.CV_FOLDS}-fold cross-validation (blocks of {block} px)"}
@@ -83,7 +84,6 @@ def fit_and_estimate(net, make_net, arrays, targets: np.ndarray, block: int, cla
             log(f"Self-training on the folds: OA {a['oa']:.3f} → {b['oa']:.3f}, AA {a['aa']:.3f} → {b['aa']:.3f}")
         log(f"Cross-validated estimate: OA {cv['recipe']['oa']:.3f}, AA {cv['recipe']['aa']:.3f}; random forest on "
             f"the same folds: OA {cv['random_forest']['oa']:.3f}, AA {cv['random_forest']['aa']:.3f}")
-    final = _schedule(n_labelled, finetune, epochs, self_training=self_training)
     if warmup:
         _unlabelled_warmup(net, arrays, warmup, seed, device)
         log(f"Unsupervised warm-up on the unlabelled scene: {warmup} steps")

@@ -50,3 +50,28 @@ def train_step(net, optimiser, schedule, xs, ys, class_weights, label_smoothing:
     optimiser.step()
     schedule.step()
     return loss.item()
+
+
+def predict_scene(net, arrays, halo: int, device: str, rows=None, tile: int = 128, with_confidence: bool = False):
+    """Class index per pixel of the in-memory scene `arrays` (normalised (C, H, W) per modality), by
+    tiles with a halo; only tiles whose core touches the `rows` mask when given (the others stay -1).
+    With `with_confidence`, also the winning class's softmax probability per pixel."""
+    import torch
+
+    from backend.engine.tiles import iter_tiles
+    h, w = arrays[0].shape[1:]
+    pred = np.full((h, w), -1, np.int64)
+    confidence = np.zeros((h, w), np.float32) if with_confidence else None
+    net.eval()
+    with torch.inference_mode():
+        for t in iter_tiles(h, w, tile, halo):
+            core = t.core_slices
+            if rows is not None and not rows[core].any():
+                continue
+            x = [torch.from_numpy(np.ascontiguousarray(a[(slice(None), *t.read_slices)]))[None].to(device)
+                 for a in arrays]
+            logits = net(x)
+            pred[core] = logits.argmax(1)[0].cpu().numpy()[t.core_in_read]
+            if confidence is not None:
+                confidence[core] = torch.softmax(logits.float(), 1).amax(1)[0].cpu().numpy()[t.core_in_read]
+    return (pred, confidence) if with_confidence else pred

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend.training.optimisation import class_weights, train_step
+from backend.training.optimisation import class_weights, predict_scene, train_step
 
 WHOLE_SCENE_PX = 20_000    # scenes up to this many pixels train on the whole scene each step
 CROP = 32                  # larger scenes: crops of CROP px centred on labels …
@@ -132,28 +132,9 @@ def fit(net, arrays, targets: np.ndarray, schedule: Schedule, seed: int, device:
 
 
 def predict(net, arrays, device: str = "cpu", tile: int = 256, halo: int = 32, with_confidence: bool = False):
-    """Class index per pixel of the in-memory scene (tiles with a halo when it is large); with
-    `with_confidence`, also the winning class's softmax probability per pixel."""
-    import torch
-
-    from backend.engine.tiles import iter_tiles
-    h, w = arrays[0].shape[1:]
-    out = np.zeros((h, w), np.int64)
-    confidence = np.zeros((h, w), np.float32) if with_confidence else None
-    net.eval()
-    with torch.inference_mode():
-        for t in iter_tiles(h, w, tile, halo):
-            rs = slice(int(t.read.row_off), int(t.read.row_off + t.read.height))
-            cs = slice(int(t.read.col_off), int(t.read.col_off + t.read.width))
-            x = [torch.from_numpy(np.ascontiguousarray(a[:, rs, cs]))[None].to(device) for a in arrays]
-            logits = net(x)
-            rr = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
-            cc = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
-            core = (slice(t.row_off, t.row_off + int(t.core.height)), slice(t.col_off, t.col_off + int(t.core.width)))
-            out[rr, cc] = logits.argmax(1)[0].cpu().numpy()[core]
-            if confidence is not None:
-                confidence[rr, cc] = torch.softmax(logits.float(), 1).amax(1)[0].cpu().numpy()[core]
-    return (out, confidence) if with_confidence else out
+    """Class index per pixel of the in-memory scene, in the recipe's windows (256 px, 32 px halo):
+    optimisation.predict_scene. With `with_confidence`, also the winning class's probability."""
+    return predict_scene(net, arrays, halo, device, tile=tile, with_confidence=with_confidence)
 
 
 # ---- semi-supervised: the scene's own confident pixels as extra labels -------------------------------

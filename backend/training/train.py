@@ -33,7 +33,7 @@ from backend.protocol import ErrorCode, LandFuseError
 from backend.synth.labels import block_ids
 from backend.training import fewlabel
 from backend.training.config import TrainConfig
-from backend.training.optimisation import augment_batch, class_weights, train_step
+from backend.training.optimisation import augment_batch, class_weights, predict_scene, train_step
 
 DEFAULT_EPOCHS = {"tiny": 40, "m3amba": 40, "bdgf": 40}
 STEPS_PER_EPOCH = 16
@@ -132,27 +132,6 @@ class TileSampler:
         r0 = int(np.clip(r - self.rng.integers(self.tile), 0, self.h - self.tile))
         c0 = int(np.clip(c - self.rng.integers(self.tile), 0, self.w - self.tile))
         return r0, c0
-
-
-def predict_scene(net, arrays, halo: int, dev: str, rows=None, tile: int = 128) -> np.ndarray:
-    """Dense class-index prediction of the in-memory scene (only tiles touching `rows` mask if given)."""
-    import torch
-    h, w = arrays[0].shape[1:]
-    pred = np.full((h, w), -1, np.int64)
-    net.eval()
-    with torch.inference_mode():
-        for t in iter_tiles(h, w, tile, halo):
-            rs = slice(int(t.read.row_off), int(t.read.row_off + t.read.height))
-            cs = slice(int(t.read.col_off), int(t.read.col_off + t.read.width))
-            core_r = slice(int(t.core.row_off), int(t.core.row_off + t.core.height))
-            core_c = slice(int(t.core.col_off), int(t.core.col_off + t.core.width))
-            if rows is not None and not rows[core_r, core_c].any():
-                continue
-            x = [torch.from_numpy(a[:, rs, cs][None]).to(dev) for a in arrays]
-            logits = net(x)
-            out = logits.argmax(1)[0].cpu().numpy()
-            pred[core_r, core_c] = out[t.row_off:t.row_off + int(t.core.height), t.col_off:t.col_off + int(t.core.width)]
-    return pred
 
 
 def transfer_weights(net, base_state, base_index, old_k: int, log) -> None:
