@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 from backend import nets
 from backend.engine import device as devices
-from backend.protocol import DEFAULT_TILE_SIZE, ErrorCode, EventWriter, LandFuseError
+from backend.protocol import DEFAULT_TILE_SIZE, MAP_WINDOW, ErrorCode, EventWriter, LandFuseError
 from backend.training.config import DEVICES, PRETRAIN_DEFAULTS, RECIPES, TRAIN_DEFAULT_ARCH, PretrainConfig, TrainConfig
 
 BENCHMARK_DATASETS = ("trento", "houston2013", "muufl", "augsburg", "dfc2018_crop", "indian_pines_msi",
@@ -107,10 +107,7 @@ def _classify_arguments(p):
     p.add_argument("--out", required=True, help="class GeoTIFF to write")
     p.add_argument("--confidence", help="optional confidence GeoTIFF (max class probability)")
     _device(p)
-    p.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE,
-                   help="window side in pixels (a halo of context is added)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="windows per forward pass (default: about 262,144 core pixels' worth)")
+    _memory_options(p)
     _wavelengths(p)
     p.add_argument("--min-confidence", type=_probability, default=0.0,
                    help="leave pixels whose (calibrated) confidence is below this as 'unclassified' "
@@ -128,13 +125,30 @@ def _probability(text: str) -> float:
     return value
 
 
+def _memory_options(p):
+    """classify's and classify-batch's --tile-size, --batch-size and --window."""
+    p.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE,
+                   help="about N×N pixels go through the network at once: memory and speed only, the map is the "
+                        "same at every tile size (windows of --window px, at least one per pass)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows per forward pass (default: from --tile-size)")
+    p.add_argument("--window", type=int, default=MAP_WINDOW,
+                   help=f"the network's window side in px (default {MAP_WINDOW}; a halo of context is added). A smaller "
+                        "window needs less memory but changes about 1 %% of the map: keep the default to get the "
+                        "map the dock and Processing make")
+
+
+def _check_memory_options(args):
+    if args.tile_size < 16 or args.window < 16 or (args.batch_size is not None and args.batch_size < 1):
+        raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--tile-size and --window must be ≥ 16 and --batch-size ≥ 1")
+
+
 def _classify(args, events):
-    if args.tile_size < 16 or (args.batch_size is not None and args.batch_size < 1):
-        raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--tile-size must be ≥ 16 and --batch-size ≥ 1")
+    _check_memory_options(args)
     from backend.engine.classify import classify
     return classify(args.hsi, args.aux, args.model, args.out, events, confidence=args.confidence,
                     device=args.device, tile_size=args.tile_size, batch_size=args.batch_size,
-                    wavelengths=_parsed_wavelengths(args), min_confidence=args.min_confidence)
+                    wavelengths=_parsed_wavelengths(args), min_confidence=args.min_confidence, window=args.window)
 
 
 def _calibrate_arguments(p):
@@ -173,8 +187,7 @@ def _classify_batch_arguments(p):
     p.add_argument("--worker-threads", type=int, help="torch/GDAL threads per local worker (default: cores ÷ workers)")
     p.add_argument("--confidence", action="store_true", help="also write NAME_confidence.tif per scene")
     _device(p)
-    p.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="window side in pixels, as for classify")
-    p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass, as for classify")
+    _memory_options(p)
     p.add_argument("--windows-per-task", type=int, default=None,
                    help="windows per Dask task (default: about 1 Mpx of windows)")
     p.add_argument("--allow-failures", action="store_true",
@@ -183,17 +196,17 @@ def _classify_batch_arguments(p):
 
 
 def _classify_batch(args, events):
-    for name in ("workers", "worker_threads", "windows_per_task", "batch_size"):
+    for name in ("workers", "worker_threads", "windows_per_task"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise LandFuseError(ErrorCode.BAD_ARGUMENTS, f"--{name.replace('_', '-')} must be ≥ 1")
-    if args.tile_size < 16:
-        raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--tile-size must be ≥ 16")
+    _check_memory_options(args)
     from backend.batch.run import BatchConfig, run_batch
     result = run_batch(BatchConfig(
         inputs=args.inputs, model=args.model, out_dir=args.out_dir, aux=args.aux, aux_patterns=args.aux_pattern,
         scheduler=args.scheduler, workers=args.workers, worker_threads=args.worker_threads,
         confidence=args.confidence, device=args.device, tile_size=args.tile_size, batch_size=args.batch_size,
-        windows_per_task=args.windows_per_task, wavelengths=_parsed_wavelengths(args), command=tuple(args.argv)), events)
+        window=args.window, windows_per_task=args.windows_per_task, wavelengths=_parsed_wavelengths(args),
+        command=tuple(args.argv)), events)
     if args.allow_failures:
         result["exit_status"] = 0
     return result
@@ -507,7 +520,7 @@ def _memory_hint(argv) -> str:
         options = set(build_parser()._subparsers._group_actions[0].choices[command[0]]._option_string_actions)
     except (IndexError, KeyError, AttributeError):
         options = set()
-    tried = [o for o in ("--tile-size", "--batch-size", "--batch") if o in options]
+    tried = [o for o in ("--tile-size", "--batch-size", "--batch", "--window") if o in options]
     return (f"Try a smaller {' or '.join(tried)}, " if tried else "Try ") + \
         "clip the rasters to the area you need, or close other programs."
 

@@ -196,19 +196,19 @@ def bench_train(work, archs, height=200, width=330, bands=224, per_class=20):
     return results
 
 
-def _classify_seconds(scenes, model, work, tile_size):
+def _classify_seconds(scenes, model, work, window):
     """`python -m backend classify` of each scene at once, one process each with one torch and one
     GDAL thread; the seconds each took by its own clock (its result event)."""
     import subprocess
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", LANDFUSE_GDAL_THREADS="1")
     procs = [subprocess.Popen([sys.executable, "-m", "backend", "classify", "--hsi", hsi, "--aux", dsm, "--model", model,
                                "--out", os.path.join(work, f"control{i}.tif"), "--device", "cpu",
-                               "--tile-size", str(tile_size)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               "--window", str(window)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True) for i, (hsi, dsm) in enumerate(scenes)]
     return [json.loads(p.communicate()[0].strip().splitlines()[-1])["timings"]["total_s"] for p in procs]
 
 
-def bench_batch(work, size, bands, arch, n_scenes=8, tile_size=256, repeats=2):
+def bench_batch(work, size, bands, arch, n_scenes=8, window=256, repeats=2):
     """classify-batch on a LocalCluster: `n_scenes` scenes with 1 and with 2 workers of one thread
     each, against plain `classify` of the same scenes in this process with one torch and one GDAL
     thread (one worker's resources). Rounds of (plain, 1 worker, 2 workers; then the other way
@@ -245,7 +245,7 @@ def bench_batch(work, size, bands, arch, n_scenes=8, tile_size=256, repeats=2):
             for i, (hsi, dsm) in enumerate(pairs):
                 with gdal_env():
                     classify(hsi, [dsm], model, os.path.join(work, f"plain{i}.tif"), Quiet(), device="cpu",
-                             tile_size=tile_size)
+                             window=window)
             return {"wall_s": time.perf_counter() - start}
         finally:
             torch.set_num_threads(threads)
@@ -257,7 +257,7 @@ def bench_batch(work, size, bands, arch, n_scenes=8, tile_size=256, repeats=2):
     def batch_run(workers, r):
         out = os.path.join(work, f"batch_out_{workers}_{r}")
         result = run_batch(BatchConfig(inputs=[folder], aux_patterns=["{stem}_dsm.tif"], model=model, out_dir=out,
-                                       workers=workers, worker_threads=1, device="cpu", tile_size=tile_size), Quiet())
+                                       workers=workers, worker_threads=1, device="cpu", window=window), Quiet())
         assert result["metrics"]["ok"] == n_scenes, result
         return {"wall_s": result["timings"]["cluster_run_s"], "start_s": result["timings"]["cluster_start_s"],
                 "total_s": result["timings"]["total_s"], "windows": result["metrics"]["windows"], "out": out}
@@ -269,8 +269,8 @@ def bench_batch(work, size, bands, arch, n_scenes=8, tile_size=256, repeats=2):
         # every other round in the opposite order: a slow spell on a shared machine then hits each in turn
         for what in (("plain", 1, 2) if r % 2 == 0 else (2, 1, "plain")):
             row[what] = plain_run() if what == "plain" else batch_run(what, r)
-        alone = _classify_seconds(pairs[:1], model, work, tile_size)[0]
-        both = _classify_seconds(pairs[:2], model, work, tile_size)
+        alone = _classify_seconds(pairs[:1], model, work, window)[0]
+        both = _classify_seconds(pairs[:2], model, work, window)
         row["control"] = {"alone_s": alone, "two_at_once_s": both, "efficiency": alone / statistics.mean(both)}
         rounds.append(row)
         print(f"round {r + 1}/{repeats} (load average {load:.1f}): plain {row['plain']['wall_s']:.1f} s, "
@@ -290,7 +290,7 @@ def bench_batch(work, size, bands, arch, n_scenes=8, tile_size=256, repeats=2):
             "machine_two_process_efficiency": machine,
             "batch_scaling_vs_machine": efficiency / machine,
             "batch_seconds_per_window": best["plain"]["wall_s"] / windows,
-            "batch": {"scenes": n_scenes, "size": size, "bands": bands, "arch": arch, "tile_size": tile_size,
+            "batch": {"scenes": n_scenes, "size": size, "bands": bands, "arch": arch, "window": window,
                       "windows": windows, "rounds": [{str(k): v for k, v in row.items()} for row in rounds],
                       "maps_equal_classify": same}}
 
@@ -345,7 +345,7 @@ def main():
             figures["train_bdgf_vs_m3amba_time"] = trained["bdgf"]["seconds"] / trained["m3amba"]["seconds"]
     if "batch" in only:
         figures.update(bench_batch(work, size, 144 if not args.quick else 32, args.arch,
-                                   tile_size=256 if not args.quick else 128, repeats=1 if args.quick else 3))
+                                   window=256 if not args.quick else 128, repeats=1 if args.quick else 3))
     results["figures"] = figures
     out = os.path.join(REPO, "benchmarks", "results.json" if args.device == "cpu" else f"results-{args.device}.json")
     with open(out, "w") as f:

@@ -218,8 +218,9 @@ class LandFuseDock(QgsDockWidget):
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(16, 4096)
         self.tile_spin.setSingleStep(64)
-        self.tile_spin.setToolTip("Window size of the classification. Smaller windows save no memory and change "
-                                  "up to ~1.5 % of the map (docs/REPRODUCIBILITY.md): keep 512 unless told otherwise.")
+        self.tile_spin.setToolTip("About how many pixels (N×N) go through the network at once: memory and speed "
+                                  "only. The map is the same at every tile size (the network always runs on the "
+                                  "same grid of 512 px windows).")
         form.addRow("Tile size", self.tile_spin)
         layout.addLayout(form)
 

@@ -37,7 +37,8 @@ TITLES = {
 }
 
 DEFAULT_HINTS = {
-    ErrorCode.OUT_OF_MEMORY: "Use a smaller tile size, or the CPU if the GPU ran out of memory.",
+    ErrorCode.OUT_OF_MEMORY: ("Run on the CPU if the GPU ran out of memory, or close other programs; when training, "
+                              "a smaller tile size also helps."),
     ErrorCode.DISK_FULL: "Free some disk space or choose an output folder on another disk; no half-written file was left.",
     ErrorCode.CUDA_UNAVAILABLE: "Choose device 'auto' or 'cpu', or install the CUDA backend environment.",
     ErrorCode.CRS_NO_OVERLAP: "Check that the auxiliary rasters cover the hyperspectral scene.",

@@ -41,7 +41,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from backend.batch import inputs as batch_inputs
 from backend.batch import worker
-from backend.protocol import DEFAULT_TILE_SIZE, ErrorCode, LandFuseError
+from backend.protocol import DEFAULT_TILE_SIZE, MAP_WINDOW, ErrorCode, LandFuseError
 
 # About this many core pixels per part task (4 windows of 512 px): seconds of work on a CPU, so
 # Dask's per-task cost (~1 ms) is noise, while a 20,000 px mosaic still makes ~400 tasks to spread.
@@ -62,7 +62,8 @@ class BatchConfig:
     worker_threads: Optional[int] = None       # torch/GDAL threads of each LocalCluster worker (default: cores ÷ workers)
     confidence: bool = False
     device: str = "auto"
-    tile_size: int = DEFAULT_TILE_SIZE
+    tile_size: int = DEFAULT_TILE_SIZE   # windows per forward pass, as for classify
+    window: int = MAP_WINDOW
     batch_size: Optional[int] = None
     windows_per_task: Optional[int] = None
     wavelengths: Optional[Sequence[float]] = None
@@ -139,7 +140,7 @@ def connect(config: BatchConfig, log) -> Iterator[Tuple[Any, dict]]:
             client = stack.enter_context(Client(cluster))
             log(f"Started a local Dask cluster: {n} worker(s) × {threads} thread(s) for torch and GDAL")
         try:
-            checks = client.run(worker.warm_up, os.path.abspath(config.model), config.device, config.tile_size)
+            checks = client.run(worker.warm_up, os.path.abspath(config.model), config.device, config.window)
         except Exception as exc:
             raise LandFuseError(ErrorCode.CLUSTER_UNAVAILABLE,
                                 f"The Dask workers cannot run the LandFuse backend: {type(exc).__name__}: {exc}",
@@ -206,14 +207,17 @@ def run_batch(config: BatchConfig, events) -> Dict[str, Any]:
         raise LandFuseError(ErrorCode.OUTPUT_NOT_WRITABLE, f"The output folder cannot be written: {out_dir}")
     scenes = batch_inputs.resolve_scenes(config.inputs, config.aux, config.aux_patterns, out_dir, config.confidence,
                                          warn=lambda m: events.log(m, "warning"))
-    batch_size = config.batch_size or default_batch_size(config.tile_size)
-    per_task = config.windows_per_task or max(1, round(TASK_PIXELS / config.tile_size ** 2))
+    batch_size = config.batch_size or default_batch_size(config.tile_size, config.window)
+    per_task = config.windows_per_task or max(1, round(TASK_PIXELS / config.window ** 2))
     wavelengths = tuple(float(w) for w in config.wavelengths) if config.wavelengths else None
     records: Dict[int, dict] = {}
     todo = []
     previous = _previous_records(batch_inputs.summary_path(out_dir))
+    # What made a map: a changed model, input or window (the tile size never changes a map) makes it again.
+    # The default window is left out, so that maps made before --window existed still count as done.
     made_by = {s.index: {"model_sha256": manifest["weights"]["sha256"],
-                         "inputs": [list(_stamp(p) or ()) for p in [s.hsi, *s.aux]]} for s in scenes}
+                         "inputs": [list(_stamp(p) or ()) for p in [s.hsi, *s.aux]],
+                         **({"window": config.window} if config.window != MAP_WINDOW else {})} for s in scenes}
     for s in scenes:
         try:
             check_outputs([s.hsi, *s.aux, config.model],
@@ -260,7 +264,7 @@ def run_batch(config: BatchConfig, events) -> Dict[str, Any]:
         ordered = [records[s.index] for s in scenes]
         ok, failed, skipped = batch_inputs.counts(ordered)
         summary = {"command": list(config.command), "model": os.path.abspath(config.model), "out_dir": out_dir,
-                   "cluster": cluster, "tile_size": config.tile_size, "batch_size": batch_size,
+                   "cluster": cluster, "tile_size": config.tile_size, "window": config.window, "batch_size": batch_size,
                    "windows_per_task": per_task, "totals": {"scenes": n, "ok": ok, "failed": failed, "skipped": skipped,
                                                            "windows": windows_done},
                    "seconds": round(time.perf_counter() - started, 3), "scenes": ordered}
@@ -303,7 +307,7 @@ def _run_on_cluster(client, todo, n, config, classes, batch_size, per_task, wave
     meta: Dict[Any, Tuple[str, _Scene, Any]] = {}
     futures = []
     for s in todo:
-        job = worker.SceneJob(s.hsi, tuple(s.aux), os.path.abspath(config.model), config.device, config.tile_size,
+        job = worker.SceneJob(s.hsi, tuple(s.aux), os.path.abspath(config.model), config.device, config.window,
                               batch_size, config.confidence, wavelengths)
         state = _Scene(s, job)
         f = client.submit(worker.inspect_scene, job, per_task, os.path.join(scratch_root, f"{s.index:06d}"), s.outputs,

@@ -1,6 +1,6 @@
 """What runs on a Dask worker: three task functions and the caches that make them cheap.
 
-    warm_up(model, device, tile_size)        on connecting: imports, the model into the cache, a first run
+    warm_up(model, device, window)           on connecting: imports, the model into the cache, a first run
     inspect_scene(job, …)                    open and check a scene → its window plan (a small scene: done whole)
     classify_part(job, first, count, file)   `count` batches of windows from batch `first` → a part file
     assemble_scene(job, …, part results)     the part files → the scene's class GeoTIFF (+ .qml, + confidence)
@@ -53,7 +53,7 @@ class SceneJob:
     aux: Tuple[str, ...]
     model_dir: str
     device: str
-    tile_size: int
+    window: int          # the network's window (classify's MAP_WINDOW unless --window)
     batch_size: int
     confidence: bool
     wavelengths: Optional[Tuple[float, ...]] = None
@@ -144,7 +144,7 @@ def _guarded(body: Callable[[], dict]) -> dict:
 
 def _plan(job: SceneJob, height: int, width: int, halo: int):
     from backend.engine.classify import window_batches
-    return window_batches(height, width, job.tile_size, halo, job.batch_size)
+    return window_batches(height, width, job.window, halo, job.batch_size)
 
 
 def inspect_scene(job: SceneJob, whole_up_to: int = 0, scratch: Optional[str] = None,
@@ -194,7 +194,7 @@ def classify_part(job: SceneJob, first: int, count: int, part_file: str) -> dict
         k = 0
         plan = _plan(job, ref.height, ref.width, int(manifest.get("halo", 0)))
         for tile_batch in itertools.islice(plan, first, first + count):
-            for tile, classes, conf, tile_counts in classify_windows(net, readers, tile_batch, dev, values, job.tile_size):
+            for tile, classes, conf, tile_counts in classify_windows(net, readers, tile_batch, dev, values, job.window):
                 w = tile.core
                 arrays[f"w{k}"] = np.array([w.col_off, w.row_off, w.width, w.height], np.int64)
                 arrays[f"c{k}"] = classes.astype(np.uint8)
@@ -260,7 +260,7 @@ def assemble_scene(job: SceneJob, outputs: Dict[str, str], classes: List[dict], 
     return _guarded(body)
 
 
-def warm_up(model_dir: str, device: str, tile_size: int) -> dict:
+def warm_up(model_dir: str, device: str, window: int) -> dict:
     """Run on every worker when the client connects: proves the backend runs there, loads the model
     into the worker's cache and runs it once on a blank window of the batch's size (imports, loading
     and torch's first-call set-up are a worker's start-up cost, paid once, not a cost of its first
@@ -273,7 +273,7 @@ def warm_up(model_dir: str, device: str, tile_size: int) -> dict:
         from backend.engine import device as devices
         dev = devices.resolve_device(device)
         manifest, net = cached_model(model_dir, dev)
-        side = tile_size + 2 * int(manifest.get("halo", 0))
+        side = window + 2 * int(manifest.get("halo", 0))
         blank = [torch.zeros((1, m["bands"] + int(bool(m.get("optional"))), side, side), device=dev)
                  for m in manifest["modalities"]]
         with torch.inference_mode():

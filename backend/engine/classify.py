@@ -14,7 +14,7 @@ from backend.engine.tiles import batches, count_tiles, iter_tiles
 from backend.io import output
 from backend.io.paths import check_outputs
 from backend.manifest import read_manifest
-from backend.protocol import DEFAULT_TILE_SIZE, ErrorCode, LandFuseError
+from backend.protocol import DEFAULT_TILE_SIZE, MAP_WINDOW, ErrorCode, LandFuseError
 
 if TYPE_CHECKING:
     import torch
@@ -23,14 +23,15 @@ if TYPE_CHECKING:
     from backend.engine.tiles import Tile
     from backend.protocol import EventWriter, NestedEvents
 
-# 512 px windows (DEFAULT_TILE_SIZE): the halo (recomputed context around every window, 32 px each side
-# for m3amba) costs 1.27x the core pixels at 512 px but 1.56x at 256 px. A batch holds about BATCH_PIXELS
-# core pixels, so peak memory does not grow with the window size the user picks.
-BATCH_PIXELS = 4 * 256 * 256
+# The network runs on windows of MAP_WINDOW px on a grid fixed to the raster's origin, whatever the tile
+# size: the map is then the same at every tile size (before issue 17 the window was the tile, and tile 64
+# vs 512 changed 1.5 % of the demo's pixels). A 512 px window's halo (recomputed context, 32 px each side
+# for m3amba) costs 1.27x its core pixels. The tile size N asks for about N×N core pixels per forward
+# pass: round(N² / window²) windows, at least one (below the window, memory is that of one window).
 
 
-def default_batch_size(tile_size: int) -> int:
-    return max(1, round(BATCH_PIXELS / (tile_size * tile_size)))
+def default_batch_size(tile_size: int, window: int = MAP_WINDOW) -> int:
+    return max(1, round(tile_size * tile_size / (window * window)))
 
 
 def window_logits(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, AbsentReader, SpectralReader]],
@@ -86,15 +87,15 @@ def class_values(manifest: Dict[str, Any], unclassified: bool = False) -> np.nda
     return np.array([0] + [c["value"] for c in manifest["classes"]] + extra, dtype=np.uint8)
 
 
-def window_batches(height: int, width: int, tile_size: int, halo: int, batch_size: int) -> Iterator[List[Tile]]:
+def window_batches(height: int, width: int, window: int, halo: int, batch_size: int) -> Iterator[List[Tile]]:
     """The scene's windows in the batches `classify` feeds the network, in its order (classify-batch
     cuts this same sequence into its Dask tasks, so each forward pass sees the very same batch)."""
-    return batches(iter_tiles(height, width, tile_size, halo), batch_size)
+    return batches(iter_tiles(height, width, window, halo), batch_size)
 
 
 def classify_windows(net: torch.nn.Module, readers: Sequence[Union[ModalityReader, AbsentReader, SpectralReader]],
                      tile_batch: Sequence[Tile], device: Union[str, torch.device], values: np.ndarray,
-                     tile_size: int, min_confidence: float = 0.0) -> List[Tuple[Tile, np.ndarray, np.ndarray, np.ndarray]]:
+                     window: int, min_confidence: float = 0.0) -> List[Tuple[Tile, np.ndarray, np.ndarray, np.ndarray]]:
     """The per-window work of `classify` and `classify-batch`: one batch of windows → per window
     (tile, class block (uint8 values, 0 = nodata), confidence block (-1 = nodata), pixels per value).
 
@@ -106,7 +107,7 @@ def classify_windows(net: torch.nn.Module, readers: Sequence[Union[ModalityReade
         results = predict_tiles(net, readers, tile_batch, device)
     except Exception as exc:
         if devices.is_out_of_memory(exc):
-            raise devices.out_of_memory_error(tile_size) from exc
+            raise devices.out_of_memory_error(window, len(tile_batch)) from exc
         raise
     out = []
     for tile, (index, conf, valid) in zip(tile_batch, results):
@@ -120,7 +121,7 @@ def classify_windows(net: torch.nn.Module, readers: Sequence[Union[ModalityReade
 
 
 def scene_logits(hsi: str, aux: Optional[Sequence[str]], model_dir: str, device: Optional[str] = "cpu",
-                 tile_size: int = DEFAULT_TILE_SIZE, wavelengths: Optional[Sequence[float]] = None,
+                 window: int = MAP_WINDOW, wavelengths: Optional[Sequence[float]] = None,
                  log: Any = None) -> Tuple[Dict[str, Any], np.ndarray, np.ndarray]:
     """The network's raw logits (no temperature) over a whole scene, through the very readers and
     windows `classify` uses: (manifest, logits (classes, h, w) float32, valid (h, w) bool). For
@@ -132,8 +133,7 @@ def scene_logits(hsi: str, aux: Optional[Sequence[str]], model_dir: str, device:
         manifest, net = load_model(model_dir, dev)
         logits = np.zeros((len(manifest["classes"]), ref.height, ref.width), np.float32)
         valid = np.zeros((ref.height, ref.width), bool)
-        plan = window_batches(ref.height, ref.width, tile_size, int(manifest.get("halo", 0)),
-                              default_batch_size(tile_size))
+        plan = window_batches(ref.height, ref.width, window, int(manifest.get("halo", 0)), 1)
         for tile_batch in plan:
             block, valids = window_logits(net, readers, tile_batch, dev)
             block = block.cpu().numpy()
@@ -155,12 +155,14 @@ def check_min_confidence(value: float) -> float:
 def classify(hsi: str, aux: Optional[Sequence[str]], model_dir: str, out: str, events: Union[EventWriter, NestedEvents],
              confidence: Optional[str] = None, device: Optional[str] = "auto", tile_size: int = DEFAULT_TILE_SIZE,
              batch_size: Optional[int] = None, wavelengths: Optional[Sequence[float]] = None,
-             min_confidence: float = 0.0) -> Dict[str, Any]:
+             min_confidence: float = 0.0, window: int = MAP_WINDOW) -> Dict[str, Any]:
     """`min_confidence` (0 ≤ P < 1; 0: off): valid pixels whose calibrated confidence is below P are
-    written as "unclassified" (`output.UNCLASSIFIED`, its own legend entry), not as a class."""
+    written as "unclassified" (`output.UNCLASSIFIED`, its own legend entry), not as a class.
+    `tile_size` sets how many windows of `window` px go through the network at once (unless
+    `batch_size` says so itself): memory and speed, never the map."""
     started = time.perf_counter()
     check_min_confidence(min_confidence)
-    batch_size = batch_size or default_batch_size(tile_size)
+    batch_size = batch_size or default_batch_size(tile_size, window)
     check_outputs([hsi, *(aux or []), model_dir],
                   {"class map": out, "confidence raster": confidence,
                    "legend (.qml beside the class map)": output.sidecar(out, ".qml"),
@@ -173,9 +175,9 @@ def classify(hsi: str, aux: Optional[Sequence[str]], model_dir: str, out: str, e
         class_table = output.with_unclassified(manifest["classes"]) if reject else manifest["classes"]
         values = class_values(manifest, unclassified=reject)
         halo = int(manifest.get("halo", 0))
-        total = count_tiles(ref.height, ref.width, tile_size)
+        total = count_tiles(ref.height, ref.width, window)
         events.log(f"Classifying {ref.width}×{ref.height} px with {manifest['architecture']['name']} on {dev}: "
-                   f"{total} window(s) of {tile_size} px, halo {halo}")
+                   f"{total} window(s) of {window} px, halo {halo}, {batch_size} per forward pass")
         if reject:
             events.log(f"Pixels below {min_confidence:g} confidence (temperature {model_temperature(net):g}) are "
                        f"left unclassified (value {output.UNCLASSIFIED['value']})")
@@ -184,8 +186,8 @@ def classify(hsi: str, aux: Optional[Sequence[str]], model_dir: str, out: str, e
         counts = np.zeros(len(values), dtype=np.int64)
         try:
             events.progress("classify", 0, total)
-            for tile_batch in window_batches(ref.height, ref.width, tile_size, halo, batch_size):
-                for tile, classes, conf, tile_counts in classify_windows(net, readers, tile_batch, dev, values, tile_size,
+            for tile_batch in window_batches(ref.height, ref.width, window, halo, batch_size):
+                for tile, classes, conf, tile_counts in classify_windows(net, readers, tile_batch, dev, values, window,
                                                                          min_confidence):
                     counts += tile_counts
                     writer.write(tile.core, classes, conf)

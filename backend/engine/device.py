@@ -89,8 +89,12 @@ def is_out_of_memory(exc: BaseException) -> bool:
                                               or "failed to allocate" in text)
 
 
-def out_of_memory_error(tile_size: int) -> LandFuseError:
+def out_of_memory_error(window: int, windows: int = 1) -> LandFuseError:
+    """The network's window, not the tile size, sets the least memory a forward pass needs: with one
+    window per pass already, only a smaller --window (which changes the map a little) or the CPU is left."""
+    fewer = (f"Try a smaller --tile-size or --batch-size 1 ({windows} windows went through at once), "
+             if windows > 1 else "")
     return LandFuseError(ErrorCode.OUT_OF_MEMORY,
-                         f"Ran out of memory while classifying windows of {tile_size}×{tile_size} pixels.",
-                         f"Try a smaller --tile-size (e.g. {max(32, tile_size // 2)}) or --batch-size 1, "
-                         "or close other programs.")
+                         f"Ran out of memory while classifying {windows} window(s) of {window}×{window} pixels.",
+                         fewer + "close other programs, or run on the CPU (--device cpu); a smaller --window "
+                         f"(e.g. {max(64, window // 2)}) needs less memory but changes about 1 % of the map.")

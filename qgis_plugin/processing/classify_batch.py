@@ -31,6 +31,7 @@ from ..params import ClassifyBatchParams
 from ..preflight import raster_path
 from . import keys
 from .common import (
+    TILE_SIZE_HELP,
     ClassStyler,
     LandFuseAlgorithm,
     add_device,
@@ -38,6 +39,7 @@ from .common import (
     check_model_folder,
     device_choice,
     tr,
+    with_help,
 )
 
 # More maps than this are written but not opened in the project (an archive of thousands would
@@ -90,9 +92,9 @@ class ClassifyBatch(LandFuseAlgorithm):
         self.addParameter(_advanced(QgsProcessingParameterNumber(
             keys.WORKERS, tr("Local cluster workers (0: one per core)"), QgsProcessingParameterNumber.Integer,
             defaultValue=0, minValue=0, maxValue=1024)))
-        self.addParameter(_advanced(QgsProcessingParameterNumber(
+        self.addParameter(_advanced(with_help(QgsProcessingParameterNumber(
             keys.TILE_SIZE, tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
-            defaultValue=DEFAULT_TILE_SIZE, minValue=16, maxValue=4096)))
+            defaultValue=DEFAULT_TILE_SIZE, minValue=16, maxValue=4096), TILE_SIZE_HELP)))
         self.addParameter(QgsProcessingParameterBoolean(
             keys.LOAD_MAPS, tr(f"Open the class maps when done (up to {MAX_MAPS_LOADED})"), defaultValue=True))
         self.addParameter(QgsProcessingParameterFolderDestination(keys.OUTPUT_FOLDER, tr("Output folder")))

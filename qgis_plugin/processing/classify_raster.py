@@ -18,6 +18,7 @@ from ..params import MAX_MIN_CONFIDENCE, ClassifyParams
 from ..preflight import check_inputs
 from . import keys
 from .common import (
+    TILE_SIZE_HELP,
     ClassStyler,
     ConfidenceStyler,
     LandFuseAlgorithm,
@@ -64,9 +65,10 @@ class ClassifyRaster(LandFuseAlgorithm):
             "Comma-separated band centres in nm (or a file path); overrides the raster's metadata.")
         wavelengths.setFlags(wavelengths.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(wavelengths)
-        tile = QgsProcessingParameterNumber(keys.TILE_SIZE, tr("Tile size (pixels)"),
-                                            QgsProcessingParameterNumber.Integer,
-                                            defaultValue=DEFAULT_TILE_SIZE, minValue=16, maxValue=4096)
+        tile = with_help(QgsProcessingParameterNumber(keys.TILE_SIZE, tr("Tile size (pixels)"),
+                                                      QgsProcessingParameterNumber.Integer,
+                                                      defaultValue=DEFAULT_TILE_SIZE, minValue=16, maxValue=4096),
+                         TILE_SIZE_HELP)
         tile.setFlags(tile.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(tile)
         self.addParameter(QgsProcessingParameterRasterDestination(keys.OUTPUT_CLASSES, tr("Land-cover classes")))

@@ -93,6 +93,11 @@ class LandFuseAlgorithm(QgsProcessingAlgorithm):
 
 # --- parameters ---------------------------------------------------------------------------------
 
+# The tile size's tooltip in every classifying algorithm (what it does since issue 17).
+TILE_SIZE_HELP = ("About how many pixels (N×N) go through the network at once: memory and speed only. The map is "
+                  "the same at every tile size: the network always runs on the same grid of 512 px windows.")
+
+
 def with_help(parameter, text: str):
     """`parameter` with `text` as its tooltip: labels stay short, so the dialog needs no extra width
     (QgsProcessingParameterDefinition.setHelp, QGIS ≥ 3.16)."""

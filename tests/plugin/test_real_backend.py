@@ -421,3 +421,24 @@ def test_generic_model_is_the_default_and_maps_a_real_tile_without_aux(processin
     assert loaded and isinstance(loaded[0].renderer(), QgsPalettedRasterRenderer)
     assert [c.label for c in loaded[0].renderer().classes()] == ["roof", "pavement", "low vegetation", "tree",
                                                                   "soil", "water"]
+
+
+@pytest.mark.skipif(not REAL_HSI.is_file(), reason="../shared/data/dfc2018_hsi_tile/testHSI.tif is absent")
+def test_the_map_is_the_same_at_every_tile_size_processing_offers(processing_mod, tmp_path):
+    """Issue 17: the tile size changes memory and speed, never a pixel. A real 48-band scene mirrored out
+    to 640×120 px (two of the network's 512 px windows across), classified by the generic model at the
+    smallest, the default and the largest tile size Processing offers."""
+    import numpy as np
+    from osgeo import gdal
+    real = gdal.Open(str(REAL_HSI)).ReadAsArray().astype(np.float32)              # (48, 100, 100)
+    wide = np.concatenate([real, real[:, :, ::-1]] * 4, axis=2)[:, :, :640]
+    hsi = write_raster(tmp_path / "wide.tif", np.concatenate([wide, wide[:, ::-1]], axis=1)[:, :120])
+    maps = {}
+    for tile in (16, 512, 4096):
+        out = str(tmp_path / f"tile{tile}.tif")
+        processing_mod.run("landfuse:classify_raster", {
+            "INPUT_HSI": hsi, "AUX_LAYERS": [], "MODEL_FOLDER": str(GENERIC), "WAVELENGTHS": str(CASI_WAVELENGTHS),
+            "DEVICE": 1, "TILE_SIZE": tile, "OUTPUT_CLASSES": out})
+        maps[tile] = gdal.Open(out).ReadAsArray()
+    assert maps[512].shape == (120, 640) and len(np.unique(maps[512])) > 1
+    assert np.array_equal(maps[16], maps[512]) and np.array_equal(maps[4096], maps[512])

@@ -114,7 +114,7 @@ def test_local_cluster_matches_classify_reports_bad_scenes_and_resumes(tmp_path)
     model = make_package(tmp_path / "model", [10, 1])
     out = tmp_path / "out"
     args = ["classify-batch", "--inputs", str(data / "*.tif"), "--aux-pattern", "{stem}_dsm.tif", "--model", model,
-            "--out-dir", out, "--workers", 2, "--confidence", "--tile-size", 32, "--windows-per-task", 2]
+            "--out-dir", out, "--workers", 2, "--confidence", "--window", 32, "--windows-per-task", 2]
     code, events, stderr = run_cli(*args, timeout=CLUSTER_TIMEOUT_S)
     assert code == 3, stderr                                         # a result, but not everything succeeded
     result = events[-1]
@@ -135,7 +135,7 @@ def test_local_cluster_matches_classify_reports_bad_scenes_and_resumes(tmp_path)
         record = by_name[f"tile{i}"]
         assert record["status"] == "ok" and record["seconds"] > 0 and record["error"] is None
         ref = _reference(hsi, dsm, model, tmp_path / f"ref{i}.tif", confidence=str(tmp_path / f"ref{i}_conf.tif"),
-                         tile_size=32)
+                         window=32)
         _assert_same_raster(ref, record["outputs"]["classes"])
         _assert_same_raster(str(tmp_path / f"ref{i}_conf.tif"), record["outputs"]["confidence"])
         assert open(record["outputs"]["qml"]).read() == open(tmp_path / f"ref{i}.qml").read()
@@ -215,7 +215,7 @@ def _long_run(tmp_path, name, seed):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "backend", "classify-batch", "--inputs", *[h for h, _ in scenes],
            "--aux", *[d for _, d in scenes], "--model", model, "--out-dir", str(out),
-           "--tile-size", "16", "--windows-per-task", "2"]
+           "--window", "16", "--windows-per-task", "2"]
     return scenes, model, out, cmd
 
 
@@ -251,7 +251,7 @@ def test_scheduler_and_workers_survive_a_worker_killed_mid_run(tmp_path):
     windows = [e for e in events if e["type"] == "progress" and e["stage"] == "windows"]
     assert windows[-1]["done"] >= total and killed_at < total   # retried parts may count twice
     for i, (hsi, dsm) in enumerate(scenes):
-        ref = _reference(hsi, dsm, model, tmp_path / f"ref{i}.tif", tile_size=16)
+        ref = _reference(hsi, dsm, model, tmp_path / f"ref{i}.tif", window=16)
         _assert_same_raster(ref, str(out / f"big{i}_classes.tif"))
     assert _no_parts(out) == [] and sorted(os.listdir(out)) == sorted(
         ["classify_batch.json"] + [f"big{i}_classes{s}" for i in range(3) for s in (".tif", ".qml", ".tif.aux.xml")])

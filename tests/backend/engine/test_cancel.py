@@ -18,7 +18,7 @@ def start_classify(tmp_path):
     model = make_package(tmp_path / "m", [16])
     out = tmp_path / "out.tif"
     proc = subprocess.Popen([sys.executable, "-m", "backend", "classify", "--hsi", hsi, "--model", model,
-                             "--out", str(out), "--confidence", str(tmp_path / "conf.tif"), "--tile-size", "32",
+                             "--out", str(out), "--confidence", str(tmp_path / "conf.tif"), "--window", "32",
                              "--batch-size", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
     # Wait until windows are being written, i.e. the temporary outputs exist.

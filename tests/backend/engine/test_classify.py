@@ -31,7 +31,7 @@ def run(scene, model, out, **kw):
 def test_classify_writes_styled_uint8_geotiff_with_legend_and_confidence(scene, model2):
     out = scene["dir"] / "map.tif"
     conf = scene["dir"] / "conf.tif"
-    result, events = run(scene, model2, out, confidence=str(conf), tile_size=32)
+    result, events = run(scene, model2, out, confidence=str(conf), window=32)
     assert result["outputs"] == {"classes": str(out), "qml": str(scene["dir"] / "map.qml"), "confidence": str(conf)}
     with rasterio.open(out) as ds, rasterio.open(scene["hsi"]) as ref:
         assert ds.dtypes[0] == "uint8" and ds.nodata == 0
@@ -54,10 +54,26 @@ def test_classify_writes_styled_uint8_geotiff_with_legend_and_confidence(scene, 
 
 
 def test_tiled_and_whole_image_results_are_identical(scene, model2):
-    tiled, _ = run(scene, model2, scene["dir"] / "tiled.tif", tile_size=16, batch_size=3)
-    whole, _ = run(scene, model2, scene["dir"] / "whole.tif", tile_size=1024)
+    """A network whose receptive field fits in the halo (tiny) gives one map at any window."""
+    tiled, _ = run(scene, model2, scene["dir"] / "tiled.tif", window=16, batch_size=3)
+    whole, _ = run(scene, model2, scene["dir"] / "whole.tif", window=1024)
     with rasterio.open(scene["dir"] / "tiled.tif") as a, rasterio.open(scene["dir"] / "whole.tif") as b:
         assert np.array_equal(a.read(1), b.read(1))
+
+
+def test_the_map_is_the_same_at_every_tile_size(scene, tmp_path):
+    """m3amba's scans see their whole window, so the window changes the map (issue 17: tile 64 vs 512
+    changed 1.5 % of the demo's pixels when the tile was the window); the tile size only sets how many
+    windows of the fixed grid go through at once, and no pixel changes with it."""
+    model = make_package(tmp_path / "m3", [10, 1], arch="m3amba", halo=4)
+    maps = {}
+    for tile in (16, 24, 32, 64, 200):
+        run(scene, model, tmp_path / f"t{tile}.tif", tile_size=tile, window=24)
+        maps[tile] = rasterio.open(tmp_path / f"t{tile}.tif").read(1)
+        assert np.array_equal(maps[tile], maps[16]), tile
+    _, events = run(scene, model, tmp_path / "w48.tif", window=48)
+    assert not np.array_equal(rasterio.open(tmp_path / "w48.tif").read(1), maps[16])   # the window does matter
+    assert any("window(s) of 48 px, halo 4" in e.get("message", "") for e in events.events)
 
 
 def test_nodata_in_any_modality_or_band_gives_class_zero_but_bad_bands_do_not(tmp_path):
@@ -72,7 +88,7 @@ def test_nodata_in_any_modality_or_band_gives_class_zero_but_bad_bands_do_not(tm
     dsm_path = write_raster(tmp_path / "d.tif", dsm)
     model = make_package(tmp_path / "m", [6, 1])
     events = Recorder()
-    classify(hsi_path, [dsm_path], model, str(tmp_path / "o.tif"), events, tile_size=16)
+    classify(hsi_path, [dsm_path], model, str(tmp_path / "o.tif"), events, window=16)
     out = rasterio.open(tmp_path / "o.tif").read(1)
     assert (out[:5] == 0).all() and (out[:, :3] == 0).all()
     assert (out[20:, 20:] == 0).all()
@@ -160,7 +176,12 @@ def test_out_of_memory_is_reported_with_a_hint(scene, model2, monkeypatch):
     monkeypatch.setattr(module, "predict_tiles", exhausted)
     with pytest.raises(LandFuseError) as err:
         run(scene, model2, scene["dir"] / "oom.tif", tile_size=64)
-    assert err.value.code == "out_of_memory" and "--tile-size" in err.value.hint
+    # one window per pass already: a smaller tile size cannot help, a smaller window or the CPU can
+    assert err.value.code == "out_of_memory" and "--tile-size" not in err.value.hint
+    assert "--window" in err.value.hint and "--device cpu" in err.value.hint
+    from backend.engine.device import out_of_memory_error
+    several = out_of_memory_error(16, 4)     # several windows per pass: fewer of them would help
+    assert "--batch-size 1" in several.hint and "4 window(s) of 16×16" in several.message
     assert not os.path.exists(scene["dir"] / "oom.tif")
     assert not [f for f in os.listdir(scene["dir"]) if ".part-" in f]
 
@@ -236,13 +257,15 @@ def test_sentinel_pairs_10_20_60_m_and_s1_align_on_the_reference_grid(tmp_path):
     aux = [band("B11"), band("B01")] + s1            # 20 m, 60 m, and the two S1 polarisations
     model = make_package(tmp_path / "m", [4, 1, 1, 1, 1])
     events = Recorder()
-    classify(hsi, aux, model, str(tmp_path / "o.tif"), events, tile_size=64)
+    classify(hsi, aux, model, str(tmp_path / "o.tif"), events, window=64)
     with rasterio.open(tmp_path / "o.tif") as out:
         assert out.shape == (120, 120) and out.transform == ten[0].transform
         assert (out.read(1) > 0).mean() > 0.95
 
 
-def test_default_batch_holds_about_the_same_pixels_whatever_the_tile_size():
-    from backend.engine.classify import DEFAULT_TILE_SIZE, default_batch_size
-    assert DEFAULT_TILE_SIZE == 512 and default_batch_size(512) == 1
-    assert default_batch_size(256) == 4 and default_batch_size(128) == 16 and default_batch_size(4096) == 1
+def test_the_tile_size_asks_for_about_its_pixels_per_forward_pass_in_whole_windows():
+    from backend.engine.classify import DEFAULT_TILE_SIZE, MAP_WINDOW, default_batch_size
+    assert DEFAULT_TILE_SIZE == MAP_WINDOW == 512 and default_batch_size(512) == 1
+    assert default_batch_size(1024) == 4 and default_batch_size(2048) == 16
+    assert default_batch_size(256) == default_batch_size(16) == 1            # never less than one window
+    assert default_batch_size(128, window=32) == 16

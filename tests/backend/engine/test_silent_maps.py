@@ -81,7 +81,7 @@ def test_classify_gives_nodata_where_a_required_aux_is_missing(half_dsm, tmp_pat
     hsi, dsm = half_dsm
     model = make_package(tmp_path / "m", [4, 1], mean=0.2, std=0.05)
     before = _digests(hsi, dsm)
-    classify(hsi, [dsm], model, str(tmp_path / "o.tif"), Recorder(), tile_size=32)
+    classify(hsi, [dsm], model, str(tmp_path / "o.tif"), Recorder(), window=32)
     out = rasterio.open(tmp_path / "o.tif").read(1)
     assert (out[:, :29] > 0).all() and (out[:, 31:] == 0).all()
     assert _digests(hsi, dsm) == before

@@ -32,7 +32,7 @@ class Recorder(EventWriter):
 def _classify(scene, model, name, **kw):
     out, conf = scene["dir"] / f"{name}.tif", scene["dir"] / f"{name}_conf.tif"
     result = classify(scene["hsi"], [scene["dsm"]], model, str(out), Recorder(), confidence=str(conf),
-                      tile_size=32, **kw)
+                      window=32, **kw)
     with rasterio.open(out) as a, rasterio.open(conf) as b:
         return result, a.read(1), b.read(1)
 
@@ -67,7 +67,7 @@ def test_classify_batch_divides_by_the_same_temperature(scene, model2):
     _, map_one, conf_one = _classify(scene, model2, "one")
     code, events, err = run_cli("classify-batch", "--inputs", scene["hsi"], "--aux", scene["dsm"], "--model", model2,
                                 "--out-dir", scene["dir"] / "batch", "--workers", 1, "--confidence",
-                                "--tile-size", 32, timeout=600)
+                                "--window", 32, timeout=600)
     assert code == 0, err
     with rasterio.open(scene["dir"] / "batch" / "hsi_classes.tif") as a, \
             rasterio.open(scene["dir"] / "batch" / "hsi_confidence.tif") as b:
