@@ -109,9 +109,7 @@ def _classify_arguments(p):
     _device(p)
     _memory_options(p)
     _wavelengths(p)
-    p.add_argument("--min-confidence", type=_probability, default=0.0,
-                   help="leave pixels whose (calibrated) confidence is below this as 'unclassified' "
-                        "(value 255, its own legend entry); 0 ≤ P < 1, default 0: off")
+    _min_confidence(p)
 
 
 def _probability(text: str) -> float:
@@ -123,6 +121,12 @@ def _probability(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"{value:g} is out of range: it must be at least 0 and below 1")
     return value
+
+
+def _min_confidence(p):
+    p.add_argument("--min-confidence", type=_probability, default=0.0,
+                   help="leave pixels whose (calibrated) confidence is below this as 'unclassified' "
+                        "(value 255, its own legend entry); 0 ≤ P < 1, default 0: off")
 
 
 def _memory_options(p):
@@ -193,6 +197,7 @@ def _classify_batch_arguments(p):
     p.add_argument("--allow-failures", action="store_true",
                    help="exit 0 even when some inputs failed (the summary lists them)")
     _wavelengths(p)
+    _min_confidence(p)
 
 
 def _classify_batch(args, events):
@@ -206,7 +211,7 @@ def _classify_batch(args, events):
         scheduler=args.scheduler, workers=args.workers, worker_threads=args.worker_threads,
         confidence=args.confidence, device=args.device, tile_size=args.tile_size, batch_size=args.batch_size,
         window=args.window, windows_per_task=args.windows_per_task, wavelengths=_parsed_wavelengths(args),
-        command=tuple(args.argv)), events)
+        min_confidence=args.min_confidence, command=tuple(args.argv)), events)
     if args.allow_failures:
         result["exit_status"] = 0
     return result

@@ -75,6 +75,7 @@ class ClassifyBatchParams:
     device: str = "auto"
     tile_size: int = DEFAULT_TILE_SIZE
     confidence: bool = False
+    min_confidence: float = 0.0           # as ClassifyParams.min_confidence
 
     def backend_args(self) -> List[str]:
         args = ["--inputs", *self.inputs]
@@ -90,6 +91,8 @@ class ClassifyBatchParams:
             args += ["--workers", str(int(self.workers))]
         if self.confidence:
             args.append("--confidence")
+        if self.min_confidence and float(self.min_confidence) > 0:
+            args += ["--min-confidence", f"{float(self.min_confidence):g}"]
         return args + ["--allow-failures"]
 
 

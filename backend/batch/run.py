@@ -64,6 +64,7 @@ class BatchConfig:
     device: str = "auto"
     tile_size: int = DEFAULT_TILE_SIZE   # windows per forward pass, as for classify
     window: int = MAP_WINDOW
+    min_confidence: float = 0.0   # as classify --min-confidence (0: off)
     batch_size: Optional[int] = None
     windows_per_task: Optional[int] = None
     wavelengths: Optional[Sequence[float]] = None
@@ -185,19 +186,23 @@ def _error_of_future(future) -> dict:
     name = type(exc).__name__
     if name == "KilledWorker":
         return {"code": ErrorCode.INTERNAL, "message": f"Workers died while running this scene's tasks: {exc}",
-                "hint": "A worker out of memory is the usual cause: use a smaller --tile-size or more memory per worker."}
+                "hint": "A worker out of memory is the usual cause: use --batch-size 1, fewer --worker-threads or more "
+                        "memory per worker."}
     return {"code": ErrorCode.INTERNAL, "message": f"{name}: {exc}", "hint": "The workers' logs have the details."}
 
 
 def run_batch(config: BatchConfig, events) -> Dict[str, Any]:
-    from backend.engine.classify import default_batch_size
+    from backend.engine.classify import check_min_confidence, default_batch_size
+    from backend.io import output
     from backend.io.atomic import part_path, remove_stale_parts, write_json_atomic
     from backend.io.paths import check_outputs
     from backend.manifest import read_manifest
 
     started = time.perf_counter()
+    check_min_confidence(config.min_confidence)
     manifest = read_manifest(config.model)
-    classes = manifest["classes"]
+    # With a confidence threshold every map (and its legend) has one more class: "unclassified".
+    classes = output.with_unclassified(manifest["classes"]) if config.min_confidence > 0 else manifest["classes"]
     out_dir = os.path.abspath(config.out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -213,11 +218,13 @@ def run_batch(config: BatchConfig, events) -> Dict[str, Any]:
     records: Dict[int, dict] = {}
     todo = []
     previous = _previous_records(batch_inputs.summary_path(out_dir))
-    # What made a map: a changed model, input or window (the tile size never changes a map) makes it again.
-    # The default window is left out, so that maps made before --window existed still count as done.
+    # What made a map: a changed model, input, window or confidence threshold (the tile size never changes
+    # a map) makes it again. Defaults are left out, so that maps made before those options still count as done.
     made_by = {s.index: {"model_sha256": manifest["weights"]["sha256"],
                          "inputs": [list(_stamp(p) or ()) for p in [s.hsi, *s.aux]],
-                         **({"window": config.window} if config.window != MAP_WINDOW else {})} for s in scenes}
+                         **({"window": config.window} if config.window != MAP_WINDOW else {}),
+                         **({"min_confidence": config.min_confidence} if config.min_confidence > 0 else {})}
+               for s in scenes}
     for s in scenes:
         try:
             check_outputs([s.hsi, *s.aux, config.model],
@@ -308,7 +315,7 @@ def _run_on_cluster(client, todo, n, config, classes, batch_size, per_task, wave
     futures = []
     for s in todo:
         job = worker.SceneJob(s.hsi, tuple(s.aux), os.path.abspath(config.model), config.device, config.window,
-                              batch_size, config.confidence, wavelengths)
+                              batch_size, config.confidence, wavelengths, config.min_confidence)
         state = _Scene(s, job)
         f = client.submit(worker.inspect_scene, job, per_task, os.path.join(scratch_root, f"{s.index:06d}"), s.outputs,
                           classes, key=f"landfuse-scene-{run}-{s.index}", priority=n - s.index)

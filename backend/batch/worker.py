@@ -57,6 +57,7 @@ class SceneJob:
     batch_size: int
     confidence: bool
     wavelengths: Optional[Tuple[float, ...]] = None
+    min_confidence: float = 0.0   # classify --min-confidence: below it, "unclassified"
 
 
 # ---- per-worker caches ------------------------------------------------------------------------------
@@ -188,13 +189,14 @@ def classify_part(job: SceneJob, first: int, count: int, part_file: str) -> dict
         dev = devices.resolve_device(job.device)
         manifest, net = cached_model(job.model_dir, dev)
         ref, readers, _ = open_scene(job)
-        values = class_values(manifest)
+        values = class_values(manifest, unclassified=job.min_confidence > 0)
         counts = np.zeros(len(values), np.int64)
         arrays = {}
         k = 0
         plan = _plan(job, ref.height, ref.width, int(manifest.get("halo", 0)))
         for tile_batch in itertools.islice(plan, first, first + count):
-            for tile, classes, conf, tile_counts in classify_windows(net, readers, tile_batch, dev, values, job.window):
+            for tile, classes, conf, tile_counts in classify_windows(net, readers, tile_batch, dev, values, job.window,
+                                                                     job.min_confidence):
                 w = tile.core
                 arrays[f"w{k}"] = np.array([w.col_off, w.row_off, w.width, w.height], np.int64)
                 arrays[f"c{k}"] = classes.astype(np.uint8)

@@ -18,6 +18,7 @@ from ..params import MAX_MIN_CONFIDENCE, ClassifyParams
 from ..preflight import check_inputs
 from . import keys
 from .common import (
+    MIN_CONFIDENCE_HELP,
     TILE_SIZE_HELP,
     ClassStyler,
     ConfidenceStyler,
@@ -74,12 +75,11 @@ class ClassifyRaster(LandFuseAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(keys.OUTPUT_CLASSES, tr("Land-cover classes")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             keys.OUTPUT_CONFIDENCE, tr("Confidence"), optional=True, createByDefault=False))
-        # appended: batch files and models name the parameters above by position too
+        # appended (batch files and models name the parameters above by position too) and optional: a
+        # graphical model saved before it existed must still validate
         self.addParameter(with_help(QgsProcessingParameterNumber(
             keys.MIN_CONFIDENCE, tr("Minimum confidence"), QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, minValue=0.0, maxValue=MAX_MIN_CONFIDENCE),
-            "Pixels whose calibrated confidence is below this are written as 'unclassified' (value 255, its own "
-            "legend entry) instead of their most likely class; 0 = off. No data stays 0."))
+            defaultValue=0.0, optional=True, minValue=0.0, maxValue=MAX_MIN_CONFIDENCE), MIN_CONFIDENCE_HELP))
         self.addOutput(QgsProcessingOutputNumber(keys.CLASS_COUNT, tr("Number of classes")))
 
     def preflight(self, parameters, context, result):

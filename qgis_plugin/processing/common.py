@@ -93,6 +93,8 @@ class LandFuseAlgorithm(QgsProcessingAlgorithm):
 
 # --- parameters ---------------------------------------------------------------------------------
 
+MIN_CONFIDENCE_HELP = ("Pixels whose calibrated confidence is below this are written as 'unclassified' (value 255, "
+                       "its own legend entry) instead of their most likely class; 0 = off. No data stays 0.")
 # The tile size's tooltip in every classifying algorithm (what it does since issue 17).
 TILE_SIZE_HELP = ("About how many pixels (N×N) go through the network at once: memory and speed only. The map is "
                   "the same at every tile size: the network always runs on the same grid of 512 px windows.")

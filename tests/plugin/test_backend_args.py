@@ -205,7 +205,7 @@ def test_processing_parameters_unchanged(registry):
                       ("TILE_SIZE", "number", DEFAULT_TILE_SIZE, False, True),
                       ("OUTPUT_CLASSES", "rasterDestination", None, False, False),
                       ("OUTPUT_CONFIDENCE", "rasterDestination", None, True, False),
-                      ("MIN_CONFIDENCE", "number", 0.0, False, False)],
+                      ("MIN_CONFIDENCE", "number", 0.0, True, False)],
             [("OUTPUT_CLASSES", "outputRaster"), ("OUTPUT_CONFIDENCE", "outputRaster"),
              ("CLASS_COUNT", "outputNumber")]),
         "landfuse:train_model": (

@@ -44,7 +44,8 @@ def test_parameters_and_argv(registry, monkeypatch, tmp_path):
     alg = registry.createAlgorithmById("landfuse:classify_batch")
     names = [p.name() for p in alg.parameterDefinitions()]
     assert names == ["INPUT_RASTERS", "INPUT_FOLDER", "AUX_LAYERS", "AUX_PATTERN", "MODEL_FOLDER", "DEVICE",
-                     "WRITE_CONFIDENCE", "SCHEDULER", "WORKERS", "TILE_SIZE", "LOAD_MAPS", "OUTPUT_FOLDER"]
+                     "WRITE_CONFIDENCE", "SCHEDULER", "WORKERS", "TILE_SIZE", "LOAD_MAPS", "OUTPUT_FOLDER",
+                     "MIN_CONFIDENCE"]
     assert [o.name() for o in alg.outputDefinitions()] == [
         "OUTPUT_FOLDER", "OUTPUT_SUMMARY", "OUTPUT_MAPS", "SCENES_OK", "SCENES_FAILED", "SCENES_SKIPPED"]
     calls = []
@@ -63,9 +64,9 @@ def test_parameters_and_argv(registry, monkeypatch, tmp_path):
         "--tile-size", str(DEFAULT_TILE_SIZE), "--scheduler", "tcp://10.0.0.5:8786", "--confidence",
         "--allow-failures"])]
     assert ClassifyBatchParams(inputs=["a.tif"], model_dir="m", out_dir="d", aux=["dsm.tif"], workers=3,
-                               tile_size=256.0).backend_args() == [
+                               tile_size=256.0, min_confidence=0.6).backend_args() == [
         "--inputs", "a.tif", "--aux", "dsm.tif", "--model", "m", "--out-dir", "d", "--device", "auto",
-        "--tile-size", "256", "--workers", "3", "--allow-failures"]
+        "--tile-size", "256", "--workers", "3", "--min-confidence", "0.6", "--allow-failures"]
 
 
 def test_preflight_refuses_no_inputs_and_mixed_aux(registry, tmp_path):
@@ -132,7 +133,7 @@ def test_as_a_step_of_a_graphical_model(registry, backend_python, archive, tmp_p
     output.setChildId("classify")
     child.setModelOutputs({"maps": output})
     model.addChildAlgorithm(child)
-    assert model.validate()[0], model.validate()[1]
+    assert model.validate()[0], model.validate()[1]     # no MIN_CONFIDENCE: as a model saved before it existed
     out = str(tmp_path / "model_maps")
     result = processing.run(model, {"scenes": str(archive), "classify:maps": out})
     assert result["classify:maps"] == out

@@ -227,6 +227,26 @@ def test_min_confidence_on_the_command_line(scene, model2):
     assert events[-1]["class_table"][-1]["name"] == "unclassified"
 
 
+def test_classify_batch_leaves_the_same_pixels_unclassified_as_classify(scene, model2):
+    _, plain, conf = _classify(scene, model2, "plain")
+    p = round(float(np.median(conf[conf >= 0])), 4)
+    _, rejected, _ = _classify(scene, model2, "rejected", min_confidence=p)
+    code, events, err = run_cli("classify-batch", "--inputs", scene["hsi"], "--aux", scene["dsm"], "--model", model2,
+                                "--out-dir", scene["dir"] / "batch", "--workers", 1, "--window", 32,
+                                "--min-confidence", p, timeout=600)
+    assert code == 0, err
+    assert events[-1]["class_table"][-1]["name"] == "unclassified"
+    with rasterio.open(scene["dir"] / "batch" / "hsi_classes.tif") as ds:
+        assert np.array_equal(ds.read(1), rejected) and (rejected == 255).any()
+        assert json.loads(ds.tags()["LANDFUSE_CLASSES"])[-1]["name"] == "unclassified"
+    assert 'label="unclassified"' in open(scene["dir"] / "batch" / "hsi_classes.qml").read()
+    summary = json.load(open(scene["dir"] / "batch" / "classify_batch.json"))
+    assert summary["scenes"][0]["pixels_per_class"]["unclassified"] == int((rejected == 255).sum())
+    code, events, _ = run_cli("classify-batch", "--inputs", scene["hsi"], "--aux", scene["dsm"], "--model", model2,
+                              "--out-dir", scene["dir"] / "batch2", "--min-confidence", "1")
+    assert code == 2 and events[-1]["code"] == "bad_arguments"
+
+
 def test_a_model_that_uses_value_255_cannot_reject(scene, tmp_path):
     classes = [{"value": 1, "name": "a", "color": "#111111"}, {"value": 255, "name": "b", "color": "#222222"}]
     model = make_package(tmp_path / "m255", [10, 1], classes=classes)
