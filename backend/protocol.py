@@ -26,6 +26,14 @@ DEFAULT_TILE_SIZE = 512
 MAP_WINDOW = 512
 
 
+# The class map's values: 0 = no data (a nodata or NaN input pixel, outside the scene: the GeoTIFF's
+# nodata value, transparent, no legend entry); 1…254 = the model's classes; 255 = "unclassified", a
+# valid pixel whose calibrated confidence was below `classify --min-confidence` (drawn, in the legend,
+# counted in the areas, and an error for `evaluate`). Two values because they mean different things:
+# no data cannot be mapped at all; an unclassified pixel was looked at and the model was unsure.
+UNCLASSIFIED = {"value": 255, "name": "unclassified", "color": "#000000"}
+
+
 class ErrorCode:
     """Stable error codes; the plugin maps each to a message for a person."""
 

@@ -72,7 +72,9 @@ def cached_model(model_dir: str, device: str) -> Tuple[Dict[str, Any], Any]:
     from backend.engine import device as devices
     from backend.engine.package import load_model
     from backend.manifest import read_manifest
-    key = (os.path.realpath(model_dir), read_manifest(model_dir)["weights"]["sha256"], device)
+    # Keyed by the whole manifest (it names the weights' sha256), not the weights alone: `calibrate`
+    # rewrites model.json only, and a long-lived worker must not keep the old temperature.
+    key = (os.path.realpath(model_dir), json.dumps(read_manifest(model_dir), sort_keys=True), device)
     with _models_lock:   # held while loading: two threads of a worker never load the same model twice
         if key not in _models:
             devices.tune_host_allocator()   # what `python -m backend` does at start

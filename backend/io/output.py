@@ -14,6 +14,7 @@ import numpy as np
 import rasterio
 
 from backend.io.atomic import PART_MARK, discard_part, part_path, remove_stale_parts
+from backend.protocol import UNCLASSIFIED as PROTOCOL_UNCLASSIFIED
 from backend.protocol import ErrorCode, LandFuseError
 
 if TYPE_CHECKING:
@@ -24,12 +25,9 @@ __all__ = ["PART_MARK", "UNCLASSIFIED", "ClassificationWriter", "check_writable"
            "pam_xml", "part_path", "qml_paletted", "reference_profile", "remove_stale_parts", "sidecar",
            "with_unclassified", "write_class_metadata"]
 
-# The class map's values: 0 = no data (a nodata or NaN input pixel, outside the scene: the GeoTIFF's
-# nodata value, transparent, no legend entry); 1…254 = the model's classes; 255 = "unclassified", a
-# valid pixel whose calibrated confidence was below `classify --min-confidence` (drawn, in the legend,
-# counted in the areas, and an error for `evaluate`). Two values because they mean different things:
-# no data cannot be mapped at all; an unclassified pixel was looked at and the model was unsure.
-UNCLASSIFIED = {"value": 255, "name": "unclassified", "color": "#000000"}
+# The class map's values (0 no data, 1…254 classes, 255 unclassified): protocol.UNCLASSIFIED says why,
+# there so that the plugin, which cannot import this module, knows the value too.
+UNCLASSIFIED = PROTOCOL_UNCLASSIFIED
 
 
 def with_unclassified(classes: List[dict]) -> List[dict]:

@@ -13,7 +13,7 @@ from qgis.core import (
 )
 
 from ..areas import area_lines, class_areas
-from ..backend_api import DEFAULT_TILE_SIZE
+from ..backend_api import DEFAULT_TILE_SIZE, UNCLASSIFIED
 from ..params import MAX_MIN_CONFIDENCE, ClassifyParams
 from ..preflight import check_inputs
 from . import keys
@@ -141,4 +141,5 @@ class ClassifyRaster(LandFuseAlgorithm):
                                                       for k, v in timings.items()))
         return {keys.OUTPUT_CLASSES: classes_path,
                 keys.OUTPUT_CONFIDENCE: conf_path if conf_path and os.path.exists(conf_path) else None,
-                keys.CLASS_COUNT: len(class_table)}
+                # the model's classes: "unclassified" (a confidence threshold's) is not one of them
+                keys.CLASS_COUNT: sum(c.get("value") != UNCLASSIFIED["value"] for c in class_table)}

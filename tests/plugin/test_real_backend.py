@@ -127,9 +127,10 @@ def test_classify_raster_styled_and_accurate(processing_mod, trained_model, scen
 def test_classify_raster_min_confidence_styles_unclassified(processing_mod, trained_model, scene, tmp_path,
                                                           qgis_new_project):
     out = str(tmp_path / "unsure.tif")
-    processing_mod.runAndLoadResults("landfuse:classify_raster", {
+    result = processing_mod.runAndLoadResults("landfuse:classify_raster", {
         "INPUT_HSI": scene["hsi"], "AUX_LAYERS": [scene["dsm"]], "MODEL_FOLDER": trained_model, "DEVICE": 1,
         "TILE_SIZE": 32, "OUTPUT_CLASSES": out, "MIN_CONFIDENCE": 0.99})
+    assert result["CLASS_COUNT"] == len(CLASS_TABLE)          # "unclassified" is not one of the model's classes
     QgsApplication.processEvents()
     loaded = [l for l in QgsProject.instance().mapLayers().values() if l.source() == out]
     assert loaded and isinstance(loaded[0].renderer(), QgsPalettedRasterRenderer)

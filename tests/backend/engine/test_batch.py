@@ -95,6 +95,18 @@ def test_inputs_globs_lists_folders_patterns_and_unique_names(tmp_path):
         resolve_scenes([str(tmp_path / "a")], [], [], str(tmp_path / "a"), False)   # out dir = input folder
 
 
+def test_a_worker_reloads_a_model_whose_manifest_changed(tmp_path):
+    """`calibrate` rewrites model.json only: a long-lived worker must pick up the new temperature."""
+    from backend.batch import worker
+    from backend.engine import package
+    model = make_package(tmp_path / "m", [10, 1])
+    first = worker.cached_model(model, "cpu")
+    assert worker.cached_model(model, "cpu") is first                      # cached while nothing changed
+    package.update_manifest(model, {"calibration": {"temperature": 2.5}})
+    manifest, net = worker.cached_model(model, "cpu")
+    assert package.model_temperature(net) == 2.5 and manifest["calibration"] == {"temperature": 2.5}
+
+
 def test_parts_keep_whole_batches_in_order():
     assert parts_of([4, 4, 4, 2], 8) == [(0, 2), (2, 2)]
     assert parts_of([1] * 5, 2) == [(0, 2), (2, 2), (4, 1)]
