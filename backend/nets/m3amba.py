@@ -41,7 +41,13 @@ DEFAULT_PARAMS = {
     # decoder's; 0 (every package made before issue 20) builds the network exactly as before.
     "spectral_dim": 0,
     "spectral_conv1d": 0,
+    # 1: a 1x1 reconstruction head on the decoder's input, for `pretrain_step` (masked reconstruction of
+    # the unlabelled scene before the labels, issue 20 lever 2); 0 (packages before it): no head.
+    "masked_reconstruction": 0,
 }
+# pretrain_step: the share of MASK_BLOCK px blocks hidden from the network, whose inputs it must rebuild.
+MASK_SHARE = 0.5
+MASK_BLOCK = 8
 
 
 class Stem(nn.Module):
@@ -105,6 +111,10 @@ class M3amba(nn.Module):
             nn.Conv2d(dec_in, dim, 3, padding=1), ChannelNorm(dim), nn.GELU(), nn.Conv2d(dim, self.num_classes, 1)
         )
 
+        # Only with masked_reconstruction: the state dict of every earlier package stays as it was.
+        self.reconstruct = nn.Conv2d(dec_in, sum(self.modality_bands), 1) if int(p.get("masked_reconstruction") or 0) else None
+        self.pretrain_enabled = self.reconstruct is not None
+
         self.spectral = None
         if int(p.get("spectral_dim") or 0) > 0:
             from .spectral import SpectralHead
@@ -135,13 +145,45 @@ class M3amba(nn.Module):
         rgb = F.interpolate(rgb, size=(s, s), mode="bilinear", align_corners=False)
         return self.clip(normalise_for_clip(rgb))
 
+    def pretrain_step(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """One unlabelled step: hide MASK_SHARE of the MASK_BLOCK px blocks in every modality (set to 0,
+        the standardised mean) and rebuild their inputs from the context: the loss (MSE on the hidden
+        pixels) to backpropagate. It trains the stems, scans and fusion on the user's own scene."""
+        if self.reconstruct is None:
+            raise RuntimeError("built without masked_reconstruction: no reconstruction head")
+        b, _, h, w = inputs[0].shape
+        gh, gw = -(-h // MASK_BLOCK), -(-w // MASK_BLOCK)
+        draw = torch.rand(b, 1, gh, gw, device=inputs[0].device)
+        # the lowest draw of each sample is always hidden and the highest always seen: a step never has
+        # nothing to rebuild, nor nothing to rebuild it from
+        lowest, highest = draw == draw.amin(dim=(2, 3), keepdim=True), draw == draw.amax(dim=(2, 3), keepdim=True)
+        hidden = (((draw < MASK_SHARE) | lowest) & ~highest).float()
+        hidden = F.interpolate(hidden, scale_factor=MASK_BLOCK, mode="nearest")[..., :h, :w]
+        seen = [x * (1 - hidden) for x in inputs]
+        features, size = self._decoder_input(seen)
+        rebuilt = self.reconstruct(features)[..., :size[0], :size[1]]
+        target = torch.cat(inputs, dim=1)
+        err = (rebuilt - target).pow(2).mean(1, keepdim=True)
+        return (err * hidden).sum() / hidden.sum().clamp(min=1.0)
+
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        features, (H, W) = self._decoder_input(inputs)
+        logits = self.decoder(features)
+        if self.spectral is not None:
+            logits = logits + self.spectral(self._padded(inputs))
+        return logits[..., :H, :W]
+
+    def _padded(self, inputs):
+        H, W = inputs[0].shape[-2:]
+        ph, pw = (-H) % self.ds, (-W) % self.ds
+        return [F.pad(x, (0, pw, 0, ph), mode="replicate") for x in inputs] if ph or pw else inputs
+
+    def _decoder_input(self, inputs: list[torch.Tensor]):
+        """(the decoder's input (B, dec_in, H', W') on the padded grid, the unpadded (H, W))."""
         if len(inputs) != len(self.modality_bands):
             raise ValueError(f"expected {len(self.modality_bands)} modalities, got {len(inputs)}")
         H, W = inputs[0].shape[-2:]
-        ph, pw = (-H) % self.ds, (-W) % self.ds
-        if ph or pw:
-            inputs = [F.pad(x, (0, pw, 0, ph), mode="replicate") for x in inputs]
+        inputs = self._padded(inputs)
         full = [stem(x) for stem, x in zip(self.stems, inputs)]
         low = [down(f) for down, f in zip(self.downs, full)]
         if self.uses_clip:
@@ -185,10 +227,7 @@ class M3amba(nn.Module):
             for f in full[2:]:
                 aux = aux + f
             dec.append(aux if len(full) == 2 else aux / (len(full) - 1))
-        logits = self.decoder(torch.cat(dec, dim=1))
-        if self.spectral is not None:
-            logits = logits + self.spectral(inputs)
-        return logits[..., :H, :W]
+        return torch.cat(dec, dim=1), (H, W)
 
 
 def build(params: dict, modality_bands: list[int], num_classes: int) -> nn.Module:

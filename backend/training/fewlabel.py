@@ -37,9 +37,15 @@ def _schedule(n_labelled: int, finetune: bool, epochs, scale: float = 1.0, self_
     return s
 
 
-def _unlabelled_warmup(net, arrays, steps: int, seed: int, device: str) -> None:
-    """The architecture's own objective on the unlabelled scene (BDGF's masked denoising) first."""
-    if not hasattr(net, "pretrain_step") or steps < 1:
+def can_warm_up(net) -> bool:
+    """Whether the network has an objective of its own for the unlabelled scene: BDGF's masked denoising,
+    m3amba's masked reconstruction (when built with its head)."""
+    return hasattr(net, "pretrain_step") and getattr(net, "pretrain_enabled", True)
+
+
+def unlabelled_warmup(net, arrays, steps: int, seed: int, device: str) -> None:
+    """The architecture's own objective on the unlabelled scene first (can_warm_up)."""
+    if not can_warm_up(net) or steps < 1:
         return
     import torch
     rng = np.random.default_rng(seed + 17)
@@ -65,7 +71,7 @@ def fit_and_estimate(net, make_net, arrays, targets: np.ndarray, block: int, cla
     log = events.log
     n_labelled = int((targets >= 0).sum())
     final = _schedule(n_labelled, finetune, epochs, self_training=self_training)
-    warmup = final.steps // 4 if hasattr(net, "pretrain_step") and not finetune else 0
+    warmup = final.steps // 4 if can_warm_up(net) and not finetune else 0
     metrics = {"train_pixels": n_labelled, "val_pixels": 0, "recipe": RECIPE,
                "split": "no held-out subset: every label trains the final model; the estimate is a spatially "
                         f"blocked {recipe.CV_FOLDS}-fold cross-validation (blocks of {block} px)"}
@@ -76,7 +82,7 @@ def fit_and_estimate(net, make_net, arrays, targets: np.ndarray, block: int, cla
         cv = recipe.cross_validate(
             make_net, arrays, targets, len(classes), block, seed, fold_schedule, device,
             progress=lambda d, t: events.progress("cross-validation", d, t),
-            pretrain=(lambda n: _unlabelled_warmup(n, arrays, int(warmup * recipe.CV_SCALE), seed, device))
+            pretrain=(lambda n: unlabelled_warmup(n, arrays, int(warmup * recipe.CV_SCALE), seed, device))
             if warmup else None, self_training=self_training)
         metrics.update(oa=cv["recipe"]["oa"], aa=cv["recipe"]["aa"], val_pixels=cv["pixels"], cross_validation=cv)
         if self_training:
@@ -85,7 +91,7 @@ def fit_and_estimate(net, make_net, arrays, targets: np.ndarray, block: int, cla
         log(f"Cross-validated estimate: OA {cv['recipe']['oa']:.3f}, AA {cv['recipe']['aa']:.3f}; random forest on "
             f"the same folds: OA {cv['random_forest']['oa']:.3f}, AA {cv['random_forest']['aa']:.3f}")
     if warmup:
-        _unlabelled_warmup(net, arrays, warmup, seed, device)
+        unlabelled_warmup(net, arrays, warmup, seed, device)
         log(f"Unsupervised warm-up on the unlabelled scene: {warmup} steps")
     second_steps = int(final.steps * recipe.SELF_TRAIN_SHARE) if self_training else 0
     units = max(1, (final.steps + second_steps) // STEPS_PER_UNIT)

@@ -231,6 +231,7 @@ def fit_predict(arrays, labels: np.ndarray, seed: int, options: dict) -> np.ndar
     rounds = int(options.pop("self_train", 0))
     per_label = int(options.pop("per_label", PSEUDO_PER_LABEL))
     share = float(options.pop("share", SELF_TRAIN_SHARE))
+    warmup = float(options.pop("warmup", 0.0))      # share of the fit's steps, as `train` runs it (0.25)
     torch.manual_seed(seed)
     x = standardise(arrays)
     targets = labels.astype(np.int64) - 1
@@ -241,6 +242,9 @@ def fit_predict(arrays, labels: np.ndarray, seed: int, options: dict) -> np.ndar
     else:
         net = nets.build(model, options, [a.shape[0] for a in x], k)
     schedule = schedule_for(int((targets >= 0).sum()), scale=scale)
+    if warmup > 0:
+        from backend.training.fewlabel import unlabelled_warmup
+        unlabelled_warmup(net, x, int(schedule.steps * warmup), seed, "cpu")
     fit(net, x, targets, schedule, seed, augment=augment)
     for r in range(rounds):
         self_train(net, x, targets, schedule, seed + r, per_label=per_label, share=share)

@@ -69,3 +69,31 @@ def test_overfits_aux_dependent_toy(toy_task, overfit):
     model = build({"dim": 16}, [4, 1], 2)
     acc = overfit(model, inputs, labels, steps=120, lr=5e-3)
     assert acc > 0.9, acc
+
+
+def test_masked_reconstruction_learns_the_scene_and_leaves_old_packages_alone():
+    """pretrain_step (issue 20 lever 2): the loss is over the hidden blocks only, it trains the encoder
+    and falls as the network learns the scene; without the option no head exists (state dicts of every
+    earlier package load as they were) and the step refuses."""
+    torch.manual_seed(0)
+    plain = build({}, [12, 1], 3)
+    assert not plain.pretrain_enabled and not any(k.startswith("reconstruct") for k in plain.state_dict())
+    with pytest.raises(RuntimeError):
+        plain.pretrain_step([torch.randn(1, 12, 16, 16), torch.randn(1, 1, 16, 16)])
+    net = build({"masked_reconstruction": 1, "spectral_dim": 8}, [12, 1], 3)
+    assert net.pretrain_enabled and net.reconstruct.out_channels == 13
+    # a smooth scene: each pixel's spectrum is predictable from its neighbours
+    grid = torch.linspace(0, 1, 24)
+    base = torch.stack([torch.sin(3 * grid[:, None] + k + 2 * grid[None, :]) for k in range(12)])
+    xs = [base[None], base[:1][None] * 2]
+    optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = net.pretrain_step(xs)
+        optimiser.zero_grad()
+        loss.backward()
+        assert net.stems[0].net[0].weight.grad.abs().sum() > 0
+        optimiser.step()
+        losses.append(float(loss))
+    assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
+    assert net(xs).shape == (1, 3, 24, 24)
