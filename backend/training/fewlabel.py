@@ -37,32 +37,6 @@ def _schedule(n_labelled: int, finetune: bool, epochs, scale: float = 1.0, self_
     return s
 
 
-def can_warm_up(net) -> bool:
-    """Whether the network has an objective of its own for the unlabelled scene: BDGF's masked denoising,
-    m3amba's masked reconstruction (when built with its head)."""
-    return hasattr(net, "pretrain_step") and getattr(net, "pretrain_enabled", True)
-
-
-def unlabelled_warmup(net, arrays, steps: int, seed: int, device: str) -> None:
-    """The architecture's own objective on the unlabelled scene first (can_warm_up)."""
-    if not can_warm_up(net) or steps < 1:
-        return
-    import torch
-    rng = np.random.default_rng(seed + 17)
-    h, w = arrays[0].shape[1:]
-    size = min(recipe.CROP * 2, h, w)
-    tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
-    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3)
-    net.train()
-    for _ in range(steps):
-        r, c = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
-        xs = [t[None, :, r:r + size, c:c + size].to(device) for t in tensors]
-        loss = net.pretrain_step(xs)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-
-
 def fit_and_estimate(net, make_net, arrays, targets: np.ndarray, block: int, classes: list, finetune: bool,
                      epochs, seed: int, device: str, events, cross_validate: bool = True,
                      self_training: bool = False) -> dict:
@@ -71,7 +45,7 @@ def fit_and_estimate(net, make_net, arrays, targets: np.ndarray, block: int, cla
     log = events.log
     n_labelled = int((targets >= 0).sum())
     final = _schedule(n_labelled, finetune, epochs, self_training=self_training)
-    warmup = final.steps // 4 if can_warm_up(net) and not finetune else 0
+    warmup = final.steps // 4 if recipe.can_warm_up(net) and not finetune else 0
     metrics = {"train_pixels": n_labelled, "val_pixels": 0, "recipe": RECIPE,
                "split": "no held-out subset: every label trains the final model; the estimate is a spatially "
                         f"blocked {recipe.CV_FOLDS}-fold cross-validation (blocks of {block} px)"}
@@ -82,7 +56,7 @@ def fit_and_estimate(net, make_net, arrays, targets: np.ndarray, block: int, cla
         cv = recipe.cross_validate(
             make_net, arrays, targets, len(classes), block, seed, fold_schedule, device,
             progress=lambda d, t: events.progress("cross-validation", d, t),
-            pretrain=(lambda n: unlabelled_warmup(n, arrays, int(warmup * recipe.CV_SCALE), seed, device))
+            pretrain=(lambda n: recipe.unlabelled_warmup(n, arrays, int(warmup * recipe.CV_SCALE), seed, device))
             if warmup else None, self_training=self_training)
         metrics.update(oa=cv["recipe"]["oa"], aa=cv["recipe"]["aa"], val_pixels=cv["pixels"], cross_validation=cv)
         if self_training:
@@ -91,7 +65,7 @@ def fit_and_estimate(net, make_net, arrays, targets: np.ndarray, block: int, cla
         log(f"Cross-validated estimate: OA {cv['recipe']['oa']:.3f}, AA {cv['recipe']['aa']:.3f}; random forest on "
             f"the same folds: OA {cv['random_forest']['oa']:.3f}, AA {cv['random_forest']['aa']:.3f}")
     if warmup:
-        unlabelled_warmup(net, arrays, warmup, seed, device)
+        recipe.unlabelled_warmup(net, arrays, warmup, seed, device)
         log(f"Unsupervised warm-up on the unlabelled scene: {warmup} steps")
     second_steps = int(final.steps * recipe.SELF_TRAIN_SHARE) if self_training else 0
     units = max(1, (final.steps + second_steps) // STEPS_PER_UNIT)

@@ -85,6 +85,32 @@ def balanced_weights(targets: np.ndarray, num_classes: int, torch):
     return class_weights(counts, "cpu")
 
 
+def can_warm_up(net) -> bool:
+    """Whether the network has an objective of its own for the unlabelled scene: BDGF's masked denoising,
+    m3amba's masked reconstruction (when built with its head)."""
+    return hasattr(net, "pretrain_step") and getattr(net, "pretrain_enabled", True)
+
+
+def unlabelled_warmup(net, arrays, steps: int, seed: int, device: str) -> None:
+    """The architecture's own objective on the unlabelled scene first (can_warm_up)."""
+    if not can_warm_up(net) or steps < 1:
+        return
+    import torch
+    rng = np.random.default_rng(seed + 17)
+    h, w = arrays[0].shape[1:]
+    size = min(CROP * 2, h, w)
+    tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    net.train()
+    for _ in range(steps):
+        r, c = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+        xs = [t[None, :, r:r + size, c:c + size].to(device) for t in tensors]
+        loss = net.pretrain_step(xs)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+
 def fit(net, arrays, targets: np.ndarray, schedule: Schedule, seed: int, device: str = "cpu",
         progress=None, augment: float = 1.0, progress_every: int = 25) -> dict:
     """Optimise `net` on `targets` (class index per pixel, -1 unlabelled) of the in-memory scene
@@ -243,7 +269,6 @@ def fit_predict(arrays, labels: np.ndarray, seed: int, options: dict) -> np.ndar
         net = nets.build(model, options, [a.shape[0] for a in x], k)
     schedule = schedule_for(int((targets >= 0).sum()), scale=scale)
     if warmup > 0:
-        from backend.training.fewlabel import unlabelled_warmup
         unlabelled_warmup(net, x, int(schedule.steps * warmup), seed, "cpu")
     fit(net, x, targets, schedule, seed, augment=augment)
     for r in range(rounds):
