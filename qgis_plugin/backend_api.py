@@ -37,6 +37,7 @@ LandFuseError = protocol.LandFuseError
 parse_event = protocol.parse_event
 PROTOCOL_VERSION = protocol.PROTOCOL_VERSION
 DEFAULT_TILE_SIZE = protocol.DEFAULT_TILE_SIZE
+MAP_WINDOW = protocol.MAP_WINDOW
 UNCLASSIFIED = protocol.UNCLASSIFIED
 read_manifest = manifest.read_manifest
 summarize = manifest.summarize

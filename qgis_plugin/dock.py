@@ -52,7 +52,7 @@ from .errors import NO_BACKEND, PREFLIGHT, BackendError
 from .estimate import describe_estimate
 from .labels import class_field_of, export_labels
 from .models import default_model_dir, hub, list_models, load_entry, register_model_folder
-from .params import ARCHITECTURES, DEVICES, MAX_MIN_CONFIDENCE, EvaluateParams
+from .params import ARCHITECTURES, DEVICES, MAX_MIN_CONFIDENCE, TILE_SIZE_HELP, EvaluateParams
 from .preflight import (
     Preflight,
     check_inputs,
@@ -218,9 +218,7 @@ class LandFuseDock(QgsDockWidget):
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(16, 4096)
         self.tile_spin.setSingleStep(64)
-        self.tile_spin.setToolTip("About how many pixels (N×N) go through the network at once: memory and speed "
-                                  "only. The map is the same at every tile size (the network always runs on the "
-                                  "same grid of 512 px windows).")
+        self.tile_spin.setToolTip(TILE_SIZE_HELP)
         form.addRow("Tile size", self.tile_spin)
         layout.addLayout(form)
 

@@ -9,7 +9,7 @@ preflight): this module imports no qgis, so the argv is unit-testable in any Pyt
 from dataclasses import dataclass, field
 from typing import ClassVar, List, Optional
 
-from .backend_api import DEFAULT_TILE_SIZE  # pure Python (backend.protocol), no qgis
+from .backend_api import DEFAULT_TILE_SIZE, MAP_WINDOW  # pure Python (backend.protocol), no qgis
 
 DEVICES = ("auto", "cpu", "cuda")
 # In the order Processing's ARCHITECTURE enum stores (an index): a new one goes at the end.
@@ -18,6 +18,9 @@ ARCHITECTURES = ("m3amba", "bdgf", "tiny", "spectral")
 DEFAULT_TRAIN_TILE_SIZE = 64
 # `classify --min-confidence` takes 0 ≤ P < 1; the widgets stop at this.
 MAX_MIN_CONFIDENCE = 0.99
+# What the classifying tile size does (issue 17): the tooltip of the dock's and Processing's parameter.
+TILE_SIZE_HELP = ("About how many pixels (N×N) go through the network at once: memory and speed only. The map is "
+                  f"the same at every tile size: the network always runs on the same grid of {MAP_WINDOW} px windows.")
 
 
 def _layer_args(hsi: str, aux: List[str]) -> List[str]:

@@ -27,15 +27,14 @@ from qgis.core import (
 )
 
 from ..backend_api import DEFAULT_TILE_SIZE
-from ..params import MAX_MIN_CONFIDENCE, ClassifyBatchParams
+from ..params import TILE_SIZE_HELP, ClassifyBatchParams
 from ..preflight import raster_path
 from . import keys
 from .common import (
-    MIN_CONFIDENCE_HELP,
-    TILE_SIZE_HELP,
     ClassStyler,
     LandFuseAlgorithm,
     add_device,
+    add_min_confidence,
     add_model_folder,
     check_model_folder,
     device_choice,
@@ -99,11 +98,7 @@ class ClassifyBatch(LandFuseAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             keys.LOAD_MAPS, tr(f"Open the class maps when done (up to {MAX_MAPS_LOADED})"), defaultValue=True))
         self.addParameter(QgsProcessingParameterFolderDestination(keys.OUTPUT_FOLDER, tr("Output folder")))
-        # appended (batch files and models name the parameters above by position too) and optional: a
-        # graphical model saved before it existed must still validate
-        self.addParameter(with_help(QgsProcessingParameterNumber(
-            keys.MIN_CONFIDENCE, tr("Minimum confidence"), QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, optional=True, minValue=0.0, maxValue=MAX_MIN_CONFIDENCE), MIN_CONFIDENCE_HELP))
+        add_min_confidence(self)
         self.addOutput(QgsProcessingOutputFile(keys.OUTPUT_SUMMARY, tr("Batch summary (JSON)")))
         self.addOutput(QgsProcessingOutputMultipleLayers(keys.OUTPUT_MAPS, tr("Class maps")))
         self.addOutput(QgsProcessingOutputNumber(keys.SCENES_OK, tr("Scenes classified")))

@@ -14,17 +14,16 @@ from qgis.core import (
 
 from ..areas import area_lines, class_areas
 from ..backend_api import DEFAULT_TILE_SIZE, UNCLASSIFIED
-from ..params import MAX_MIN_CONFIDENCE, ClassifyParams
+from ..params import TILE_SIZE_HELP, ClassifyParams
 from ..preflight import check_inputs
 from . import keys
 from .common import (
-    MIN_CONFIDENCE_HELP,
-    TILE_SIZE_HELP,
     ClassStyler,
     ConfidenceStyler,
     LandFuseAlgorithm,
     add_device,
     add_hsi_and_aux,
+    add_min_confidence,
     add_model_folder,
     check_model_folder,
     device_choice,
@@ -75,11 +74,7 @@ class ClassifyRaster(LandFuseAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(keys.OUTPUT_CLASSES, tr("Land-cover classes")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             keys.OUTPUT_CONFIDENCE, tr("Confidence"), optional=True, createByDefault=False))
-        # appended (batch files and models name the parameters above by position too) and optional: a
-        # graphical model saved before it existed must still validate
-        self.addParameter(with_help(QgsProcessingParameterNumber(
-            keys.MIN_CONFIDENCE, tr("Minimum confidence"), QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, optional=True, minValue=0.0, maxValue=MAX_MIN_CONFIDENCE), MIN_CONFIDENCE_HELP))
+        add_min_confidence(self)
         self.addOutput(QgsProcessingOutputNumber(keys.CLASS_COUNT, tr("Number of classes")))
 
     def preflight(self, parameters, context, result):

@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
     QgsRasterLayer,
@@ -30,7 +31,7 @@ from ..backend_api import LandFuseError, read_manifest, summarize
 from ..errors import NO_BACKEND, BackendError
 from ..labels import class_field_of, export_labels
 from ..models import default_model_dir
-from ..params import DEVICES
+from ..params import DEVICES, MAX_MIN_CONFIDENCE
 from ..paths import PLUGIN_ROOT, resource
 from ..preflight import Preflight, raster_path
 from ..runner import BackendCall, run_blocking_process
@@ -93,13 +94,6 @@ class LandFuseAlgorithm(QgsProcessingAlgorithm):
 
 # --- parameters ---------------------------------------------------------------------------------
 
-MIN_CONFIDENCE_HELP = ("Pixels whose calibrated confidence is below this are written as 'unclassified' (value 255, "
-                       "its own legend entry) instead of their most likely class; 0 = off. No data stays 0.")
-# The tile size's tooltip in every classifying algorithm (what it does since issue 17).
-TILE_SIZE_HELP = ("About how many pixels (N×N) go through the network at once: memory and speed only. The map is "
-                  "the same at every tile size: the network always runs on the same grid of 512 px windows.")
-
-
 def with_help(parameter, text: str):
     """`parameter` with `text` as its tooltip: labels stay short, so the dialog needs no extra width
     (QgsProcessingParameterDefinition.setHelp, QGIS ≥ 3.16)."""
@@ -119,6 +113,16 @@ def add_hsi_and_aux(alg: QgsProcessingAlgorithm, optional_aux: bool = True) -> N
 def add_model_folder(alg: QgsProcessingAlgorithm, description: str) -> None:
     alg.addParameter(QgsProcessingParameterFile(keys.MODEL_FOLDER, description, QgsProcessingParameterFile.Folder,
                                                 defaultValue=default_model_dir() or None))
+
+
+def add_min_confidence(alg: QgsProcessingAlgorithm) -> None:
+    """The classifying algorithms' last parameter: appended (batch files and models name the ones before
+    it by position too) and optional, so that a graphical model saved before it existed still validates."""
+    alg.addParameter(with_help(QgsProcessingParameterNumber(
+        keys.MIN_CONFIDENCE, tr("Minimum confidence"), QgsProcessingParameterNumber.Double,
+        defaultValue=0.0, optional=True, minValue=0.0, maxValue=MAX_MIN_CONFIDENCE),
+        "Pixels whose calibrated confidence is below this are written as 'unclassified' (value 255, its own "
+        "legend entry) instead of their most likely class; 0 = off. No data stays 0."))
 
 
 def add_device(alg: QgsProcessingAlgorithm) -> None:
