@@ -22,12 +22,12 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from backend import nets  # noqa: E402
 from backend.engine.tiles import iter_tiles  # noqa: E402
 from backend.evaluation.baselines import random_forest  # noqa: E402
+from backend.synth.library import shared_data_dir  # noqa: E402
 from backend.training import recipe  # noqa: E402
 
 dataset, seed = sys.argv[1], int(sys.argv[2])
 arch = sys.argv[3] if len(sys.argv) > 3 else "m3amba"
-data_root = os.environ.get("LANDFUSE_SHARED_DATA", os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data"))
-arrays, train, test, info = load(dataset, data_root, "/tmp/lf/lab", seed, 20)
+arrays, train, test, info = load(dataset, shared_data_dir(), "/tmp/lf/lab", seed, 20)
 n = int(max(train.max(), test.max()))
 torch.manual_seed(seed)
 x = recipe.standardise(arrays)

@@ -26,16 +26,16 @@ from issue20_lab import load, score  # noqa: E402
 
 from backend.engine.classify import classify  # noqa: E402
 from backend.protocol import EventWriter, NestedEvents  # noqa: E402
+from backend.synth.library import shared_data_dir  # noqa: E402
 from backend.training.config import TrainConfig  # noqa: E402
 from backend.training.train import run_training  # noqa: E402
 
 OFFSET = 20
 GENERIC = os.path.join(os.path.dirname(HERE), "models", "generic-landcover")
 dataset, recipe, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-data_root = os.environ.get("LANDFUSE_SHARED_DATA", os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data"))
 work = f"/tmp/lf/ft/{dataset}_{recipe}_{seed}"
 os.makedirs(work, exist_ok=True)
-arrays, train, test, info = load(dataset, data_root, "/tmp/lf/ftprep", seed, 20)
+arrays, train, test, info = load(dataset, shared_data_dir(), "/tmp/lf/ftprep", seed, 20)
 n = int(max(train.max(), test.max()))
 with rasterio.open(info["train"]) as src:
     prof = src.profile

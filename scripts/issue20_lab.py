@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from backend.evaluation import datasets  # noqa: E402
 from backend.evaluation.metrics import confusion_matrix, summarize_confusion  # noqa: E402
+from backend.synth.library import shared_data_dir  # noqa: E402
 
 FOLDERS = {"dfc2018_crop": "dfc2018_crop", "indian_pines_msi_blocks": "indian_pines_msi",
            "indian_pines_msi": "indian_pines_msi"}
@@ -58,7 +59,7 @@ def main():
     from backend.training import recipe
     p = argparse.ArgumentParser()
     p.add_argument("--dataset", required=True)
-    p.add_argument("--data-root", default="/work/shared/data")
+    p.add_argument("--data-root", default=shared_data_dir(), help="default: ../shared/data or $LANDFUSE_SHARED_DATA")
     p.add_argument("--work", default="/tmp/lf/lab")
     p.add_argument("--methods", nargs="+", default=["rf", "pixel", "light"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
