@@ -140,6 +140,11 @@ def _mean_std(values):
     return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
 
 
+# Fractions per run; "_interior": the same on the test pixels away from class boundaries (evaluate's
+# "interior": labelled 8-neighbours all of the pixel's class).
+ACCURACY_KEYS = ("oa", "aa", "kappa", "oa_interior", "aa_interior")
+
+
 def summarize(runs, archs):
     summary = {}
     for arch in archs:
@@ -147,10 +152,12 @@ def summarize(runs, archs):
         if not mine:
             continue
         entry = {"seeds": [r["seed"] for r in mine]}
-        for key in ("oa", "aa", "kappa", "train_s", "classify_s"):
+        for key in ACCURACY_KEYS + ("train_s", "classify_s"):
+            if any(key not in r for r in mine):   # runs recorded before a figure existed (--resume)
+                continue
             mean, std = _mean_std([r[key] for r in mine])
-            entry[key] = {"mean": round(mean, 4 if key in ("oa", "aa", "kappa") else 1),
-                          "std": round(std, 4 if key in ("oa", "aa", "kappa") else 1)}
+            entry[key] = {"mean": round(mean, 4 if key in ACCURACY_KEYS else 1),
+                          "std": round(std, 4 if key in ACCURACY_KEYS else 1)}
         summary[arch] = entry
     return summary
 
@@ -160,15 +167,19 @@ def markdown(report):
                                            ", all train labels"), "",
              f"Split: {report['split']}. Train pixels (seed {report['runs'][0]['seed'] if report['runs'] else 0}): "
              f"{report['train_pixels']}; test pixels: {report['test_pixels']} (each counted once).", "",
-             "| arch | OA % | AA % | κ × 100 | train s | classify s | seeds |", "|---|---|---|---|---|---|---|"]
+             "| arch | OA % | AA % | κ × 100 | interior OA % | interior AA % | train s | classify s | seeds |",
+             "|---|---|---|---|---|---|---|---|---|"]
     def pct(s, key):
-        return f"{100 * s[key]['mean']:.2f} ± {100 * s[key]['std']:.2f}"
+        return f"{100 * s[key]['mean']:.2f} ± {100 * s[key]['std']:.2f}" if key in s else "–"
 
     for arch, s in report["summary"].items():
         lines.append(f"| {arch} | {pct(s, 'oa')} | {pct(s, 'aa')} | {pct(s, 'kappa')} | "
+                     f"{pct(s, 'oa_interior')} | {pct(s, 'aa_interior')} | "
                      f"{s['train_s']['mean']:.1f} ± {s['train_s']['std']:.1f} | "
                      f"{s['classify_s']['mean']:.1f} ± {s['classify_s']['std']:.1f} | {len(s['seeds'])} |")
     m = report["machine"]
+    lines += ["", "Interior: the test pixels whose labelled 8-neighbours all share their class (class boundaries "
+              "left out; every other figure counts every test pixel once)."]
     lines += ["", f"Machine: {m['cpu']} ({m['cores']} cores, torch {m['torch']} with {m['threads']} threads, "
               f"device {report['device']}). Mean ± sample std over seeds.", "", "```", report["command"], "```", ""]
     return "\n".join(lines)
@@ -247,6 +258,8 @@ def run_benchmark(config: BenchmarkConfig, events) -> dict:
                     json.dump(report, f, indent=2)
                 record = {"arch": arch, "seed": seed, "oa": _metric(report, "oa", "overall_accuracy"),
                           "aa": _metric(report, "aa", "average_accuracy"), "kappa": report["kappa"],
+                          "oa_interior": report["interior"]["oa"], "aa_interior": report["interior"]["aa"],
+                          "interior_test_pixels": report["interior"]["n_pixels"],
                           "train_s": round(train_s, 2), "classify_s": round(classify_s, 2),
                           "train_pixels": int(sum(train_counts.values())),
                           "test_pixels": int(_metric(report, "n_pixels", "pixels")),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 import numpy as np
 
-from backend.evaluation.metrics import confusion_matrix, summarize_confusion
+from backend.evaluation.metrics import confusion_matrix, interior_pixels, summarize_confusion
 from backend.io import rasters
 from backend.io.atomic import write_text_atomic
 from backend.io.labels import class_table_of, load_labels
@@ -35,6 +35,17 @@ def _check_class_map(ds, path):
                             "Pass the class GeoTIFF that classify wrote, not the image.")
 
 
+def _interior_figures(ref: np.ndarray, pred: np.ndarray, index: np.ndarray, n: int) -> Dict[str, Any]:
+    """OA / AA on the reference's interior pixels only (metrics.interior_pixels): every figure above
+    counts every labelled pixel; this one leaves out the class boundaries, where references disagree
+    with themselves most."""
+    inside = interior_pixels(ref)
+    cm = confusion_matrix(index[ref[inside]], index[np.clip(pred[inside], 0, 255)], n)
+    s = summarize_confusion(cm, [str(i) for i in range(n)])
+    return {"oa": s["oa"], "aa": s["aa"], "n_pixels": s["n_pixels"],
+            "definition": "labelled pixels whose labelled 8-neighbours all share their class"}
+
+
 def evaluate(prediction: str, reference: str, class_field: Optional[str] = None, out_json: Optional[str] = None,
              out_html: Optional[str] = None, events: Optional[Union[EventWriter, NestedEvents]] = None) -> Dict[str, Any]:
     check_outputs([prediction, reference], {"JSON report": out_json, "HTML report": out_html},
@@ -54,6 +65,7 @@ def evaluate(prediction: str, reference: str, class_field: Optional[str] = None,
     report["per_class"].pop(NODATA_NAME, None)
     report["class_values"] = values
     report["unclassified_reference_pixels"] = int((labelled & (pred == 0)).sum())
+    report["interior"] = _interior_figures(ref, pred, index, len(values) + 1)
     outputs = {}
     if out_json:
         write_text_atomic(out_json, json.dumps({"prediction": os.path.abspath(prediction),

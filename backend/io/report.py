@@ -34,6 +34,11 @@ def render_html(metrics: Mapping[str, Any], title: str = "LandFuse accuracy asse
     if metrics.get("unclassified_reference_pixels"):
         parts.append(f"<p>{metrics['unclassified_reference_pixels']} reference pixels fall on nodata in the "
                      "prediction and count as wrong.</p>")
+    inner = metrics.get("interior")
+    if inner and inner.get("n_pixels"):
+        parts.append(f"<p>Away from class boundaries ({inner['n_pixels']} reference pixels whose labelled neighbours "
+                     f"all share their class): OA {_fmt(inner['oa'])}, AA {_fmt(inner['aa'])}. Boundary pixels mix two "
+                     "covers, and the reference is least sure of them.</p>")
     columns = ("precision", "recall", "f1", "iou", "support")
     parts.append("<h2>Per class</h2><table><tr><th>class</th>" +
                  "".join(f"<th>{c}</th>" for c in columns) + "</tr>")

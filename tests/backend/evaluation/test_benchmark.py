@@ -137,10 +137,13 @@ def test_benchmark_end_to_end_on_real_trento_labels_and_lidar_with_a_generated_c
     for run in report["runs"]:
         assert run["test_pixels"] == int((ts > 0).sum())  # every test pixel once
         assert run["unclassified_test_pixels"] == 0
+        # the boundary-free figure counts a subset of the same pixels
+        assert 0 < run["interior_test_pixels"] <= run["test_pixels"] and 0 <= run["oa_interior"] <= 1
     assert report["summary"]["random_forest"]["oa"]["mean"] > 0.9  # separable stand-in spectra
     assert report["summary"]["tiny"]["oa"]["mean"] > 0.5
     table = open(out / "results.md").read()
     assert "| tiny |" in table and "| random_forest |" in table and "python -m backend benchmark" in table
+    assert "interior OA %" in table
 
 
 def test_benchmark_rejects_unknown_arch(tmp_path):

@@ -37,3 +37,32 @@ def test_evaluate_counts_each_reference_pixel_once_and_reports_nodata(tmp_path):
     assert json.load(open(tmp_path / "rep.json"))["oa"] == m["oa"]
     page = open(tmp_path / "rep.html").read()
     assert "Confusion matrix" in page and "0.9400" in page
+
+
+def test_interior_pixels_leave_out_class_boundaries_but_not_unlabelled_neighbours():
+    from backend.evaluation.metrics import interior_pixels
+    ref = np.array([[1, 1, 1, 0, 2],
+                    [1, 1, 1, 0, 2],
+                    [1, 1, 3, 2, 2],
+                    [0, 0, 0, 2, 2]], np.uint8)
+    inside = interior_pixels(ref)
+    # the 3 (a one-pixel "ramp" between two classes) and every pixel touching another class are out
+    assert not inside[2, 2] and not inside[1, 1] and not inside[2, 3] and not inside[3, 3]
+    # next to unlabelled pixels or the raster edge a pixel stays inside; unlabelled pixels never are
+    assert inside[0, 0] and inside[0, 1] and inside[3, 4] and inside[0, 4] and inside[1, 4]
+    assert not inside[3, 0] and not inside[0, 3]
+
+
+def test_evaluate_reports_the_interior_figure_beside_the_full_one(tmp_path):
+    ref = np.zeros((12, 12), np.uint8)
+    ref[:6] = 1
+    ref[6:] = 2
+    pred = ref.copy()
+    pred[5:7] = 0 + np.where(ref[5:7] == 1, 2, 1)   # the two boundary rows are swapped: all wrong
+    r = write_raster(tmp_path / "r.tif", ref, dtype="uint8", nodata=0)
+    p = write_raster(tmp_path / "p.tif", pred, dtype="uint8", nodata=0)
+    m = evaluate(p, r)["metrics"]
+    assert m["n_pixels"] == 144 and abs(m["oa"] - 120 / 144) < 1e-4
+    assert m["interior"]["n_pixels"] == 120 and m["interior"]["oa"] == 1.0 and m["interior"]["aa"] == 1.0
+    evaluate(p, r, out_html=str(tmp_path / "rep.html"))
+    assert "Away from class boundaries (120 reference pixels" in open(tmp_path / "rep.html").read()
