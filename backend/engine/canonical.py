@@ -140,3 +140,44 @@ def band_features(data: np.ndarray, weights: np.ndarray, covered: ArrayLike) -> 
     n = data.shape[0]
     bins = (weights @ data.reshape(n, -1)).reshape((N_BINS,) + data.shape[1:])
     return features(bins, covered)
+
+
+# Atmospheric absorptions a surface-reflectance product has corrected (or flagged) and at-sensor radiance
+# keeps: (name, centre, left shoulder, right shoulder, nm). Measured on the scene-mean spectrum as
+# 1 − value / (the straight line between the shoulders). At-sensor radiance in ../shared/data (AVIRIS
+# Indian Pines and Salinas A): O2-A 0.31 / 0.39, 940 nm 0.54 / 0.59, 1140 nm 0.51 / 0.67. A reflectance
+# product (the DFC2018 CASI tile): O2-A 0.08 and 940 nm 0.34 — water vapour is often left over, oxygen not.
+ABSORPTIONS = (("oxygen 760 nm", 762.0, 745.0, 780.0), ("water vapour 940 nm", 940.0, 870.0, 1040.0),
+               ("water vapour 1140 nm", 1135.0, 1050.0, 1250.0))
+ABSORPTION_TOLERANCE_NM = (8.0, 20.0, 20.0)   # a band must lie this close to each point (O2-A is narrow)
+RADIANCE_DEPTH = {"oxygen 760 nm": 0.2, "water vapour 940 nm": 0.3, "water vapour 1140 nm": 0.3}
+
+
+def absorption_depths(centres_nm: ArrayLike, spectrum: ArrayLike) -> dict:
+    """{absorption name: depth} for the ABSORPTIONS the band set can measure (bands near the centre and
+    both shoulders); a depth is 1 − value / continuum at the centre."""
+    c = np.asarray(centres_nm, np.float64)
+    s = np.asarray(spectrum, np.float64)
+    out = {}
+    for (name, centre, left, right), tol in zip(ABSORPTIONS, ABSORPTION_TOLERANCE_NM):
+        at = []
+        for x in (centre, left, right):
+            i = int(np.argmin(np.abs(c - x)))
+            at.append(s[i] if abs(c[i] - x) <= tol else None)
+        if None in at:
+            continue
+        value, lo, hi = at
+        continuum = lo + (hi - lo) * (centre - left) / (right - left)
+        if continuum > 0:
+            out[name] = float(1.0 - value / continuum)
+    return out
+
+
+def radiance_evidence(depths: dict) -> Optional[str]:
+    """Why a scene-mean spectrum looks like at-sensor radiance rather than surface reflectance (None when it
+    does not): a deep oxygen A band alone, or both water-vapour bands deep together."""
+    deep = {k: v for k, v in depths.items() if v >= RADIANCE_DEPTH[k]}
+    water = [k for k in deep if k.startswith("water")]
+    if "oxygen 760 nm" in deep or len(water) == 2:
+        return ", ".join(f"{k} {v:.2f}" for k, v in deep.items())
+    return None

@@ -269,7 +269,23 @@ def _spectral_reader(spec, path, src, ds, wavelengths, log):
                             weights=weights, covered=covered, mean=np.asarray(spec["mean"], np.float32),
                             std=np.asarray(spec["std"], np.float32), used_bands=good)
     reader.scale = detect_scale(spec, src, good, spec["name"], log)
+    _warn_if_radiance(src, good, [centres[b - 1] for b in good], spec["name"], log)
     return reader
+
+
+def _warn_if_radiance(src: DatasetReader, bands: Sequence[int], centres: Sequence[float], name: str,
+                      log: Callable[..., None]) -> None:
+    """A generic model reads surface reflectance; at-sensor radiance gives it a confident, wrong map (on
+    AVIRIS Indian Pines radiance it calls most field pixels roof). Say so when the scene-mean spectrum
+    keeps the atmosphere's absorptions (canonical.radiance_evidence); the map is still made."""
+    data, valid = rasters.overview(src, bands)
+    spectrum = [float(np.median(d[v])) if v.any() else 0.0 for d, v in zip(data, valid)]
+    evidence = canonical.radiance_evidence(canonical.absorption_depths(centres, spectrum))
+    if evidence:
+        log(f"{name}: the scene's mean spectrum keeps the atmosphere's absorption bands ({evidence}: depth below "
+            "the line between the neighbouring bands), as at-sensor radiance does: the generic model reads "
+            "surface reflectance and its map of radiance will be wrong. Correct the image atmospherically "
+            "first, or train a model on your own labels (train reads any values).", "warning")
 
 
 def good_bands(ds: DatasetReader, name: str, log: Callable[..., None]) -> Tuple[List[int], Set[int]]:

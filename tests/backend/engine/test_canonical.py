@@ -77,3 +77,27 @@ def test_bins_the_model_never_saw_measured_are_masked():
     kept, dropped = canonical.restrict_to_trained(covered, trained)
     assert list(dropped) == [w for w in canonical.GRID_NM[covered] if w >= 2450]
     assert not kept[canonical.GRID_NM >= 2450].any() and kept.sum() == covered.sum() - len(dropped)
+
+
+def _absorbed(wl, depths):
+    """A smooth reflectance with the atmosphere's narrow absorptions cut into it (depth 0..1 at the centre)."""
+    out = spectra.vegetation(wl)
+    for (_, centre, _, _), d in zip(canonical.ABSORPTIONS, depths):
+        out = out * (1 - d * np.exp(-0.5 * ((wl - centre) / 12.0) ** 2))
+    return out
+
+
+def test_radiance_is_told_by_the_atmospheres_absorptions_not_by_its_shape():
+    wl = spectra.fine_grid()
+    centres, fwhm = sensors.sensor_bands("AVIRIS-classic")
+    srf = spectra.band_response_matrix(wl, centres, fwhm)
+    clean = canonical.absorption_depths(centres, srf @ spectra.vegetation(wl))
+    assert set(clean) == {"oxygen 760 nm", "water vapour 940 nm", "water vapour 1140 nm"}
+    assert canonical.radiance_evidence(clean) is None
+    radiance = canonical.absorption_depths(centres, srf @ _absorbed(wl, (0.6, 0.7, 0.7)))
+    assert "oxygen 760 nm" in canonical.radiance_evidence(radiance)
+    # water vapour left over in a reflectance product (one band deep, oxygen corrected) is no evidence
+    leftover = canonical.absorption_depths(centres, srf @ _absorbed(wl, (0.0, 0.6, 0.0)))
+    assert leftover["water vapour 940 nm"] > 0.3 and canonical.radiance_evidence(leftover) is None
+    # a sensor that cannot see the bands says nothing
+    assert canonical.absorption_depths(np.linspace(400, 700, 30), np.ones(30)) == {}

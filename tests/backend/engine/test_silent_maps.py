@@ -17,7 +17,7 @@ from backend.engine.classify import classify
 from backend.io import rasters
 from backend.io.labels import load_labels
 from backend.protocol import LandFuseError
-from tests.backend.conftest import REPO, make_package, write_raster
+from tests.backend.conftest import REPO, SHARED_DATA, make_package, needs_shared, write_raster
 
 GENERIC = os.path.join(REPO, "models", "generic-landcover")
 
@@ -271,3 +271,24 @@ def test_a_raster_classified_with_the_model_trained_on_it_is_not_rescaled(tmp_pa
     with rasterio.open(path) as ds:
         spec = dict(scale_model, typical_magnitude=rasters.typical_magnitude(ds, [1, 2, 3, 4]))
         assert modalities.detect_scale(spec, ds, [1, 2, 3, 4], "hsi", Recorder().log) == 1.0
+
+
+@pytest.mark.skipif(not os.path.isdir(GENERIC), reason="the bundled generic model is not in models/")
+@needs_shared
+def test_the_generic_model_says_when_an_image_looks_like_at_sensor_radiance(tmp_path):
+    from backend.evaluation import datasets
+    shared = SHARED_DATA
+    radiance = datasets.prepare("indian_pines_crop", os.path.join(shared, "indian_pines_crop"), str(tmp_path / "ip"),
+                                seed=0, strict=False)["hsi"]        # AVIRIS at-sensor radiance, exact centres
+    events = Recorder()
+    classify(radiance, [], GENERIC, str(tmp_path / "ip.tif"), events)
+    warnings = [e["message"] for e in events.events if e["level"] == "warning"]
+    assert any("at-sensor radiance" in w and "oxygen 760 nm" in w for w in warnings), warnings
+    assert os.path.isfile(tmp_path / "ip.tif")                       # a warning, the map is still made
+    wavelengths = [float(line.split()[0]) for line in open(os.path.join(REPO, "resources", "wavelengths",
+                                                                        "casi1500_dfc2018_48.txt"))
+                   if line.strip() and not line.startswith("#")]
+    events = Recorder()
+    classify(os.path.join(shared, "dfc2018_hsi_tile", "testHSI.tif"), [], GENERIC, str(tmp_path / "tile.tif"), events,
+             wavelengths=wavelengths)                                # surface reflectance
+    assert "radiance" not in events.text()
