@@ -65,7 +65,7 @@ demo: $(STAMPS)/backend
 	$(VPY) -m backend $(if $(JSON),--json,--human --events demo_output/events.jsonl) demo --out demo_output
 
 # The bundled generic model: rebuilt by exactly the command its model.json records (deterministic
-# for the seed; about 12 min on 2 CPU cores), then scored on held-out scenes, sensors and real data.
+# for the seed; about 15 min on 2 CPU cores), then scored on held-out scenes, sensors and real data.
 pretrain: $(STAMPS)/backend
 	$(VPY) -m backend pretrain --out models/generic-landcover --seed 0
 

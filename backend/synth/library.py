@@ -99,7 +99,12 @@ CLASS_MAP = (
     ("earthlib", "bare/sand", 5, "sand"),
     ("earthlib", "bare/dirt", 5, "dirt"),
     ("earthlib", "bare/gravel", 5, "natural gravel ground"),
-    ("earthlib", "npv/litter", 3, "dead leaves and grass: what senescent or dry low vegetation looks like"),
+    # Litter was low vegetation until issue 18: its spectra have no red edge and rise like soil's, so the
+    # generic model learnt "soil-shaped spectrum -> low vegetation" and called bare soil low vegetation on
+    # real scenes (Samson: 2,778 of 2,836 soil pixels). Green and dry grass stay low vegetation through
+    # Berlin, Houston and the parametric dry grass (green canopy mixed with litter keeps its red edge).
+    ("earthlib", "npv/litter", None, "dead leaves and grass alone look like soil (no red edge): not a land cover "
+                                     "the six classes can name from the spectrum"),
     ("earthlib", "npv/bark", None, "woody parts, not a land cover seen from above"),
     ("earthlib", "npv/wood", None, "woody parts, not a land cover seen from above"),
     ("earthlib", "npv/npv", None, "unspecified non-photosynthetic material"),

@@ -119,3 +119,55 @@ def test_bundled_generic_model_is_the_output_of_its_recorded_command():
     assert manifest["training"]["scenes"] == args.scenes and manifest["architecture"]["name"] == args.arch
     card = open(os.path.join(GENERIC, "README.md"), encoding="utf-8").read()
     assert manifest["training"]["command"] in card
+
+
+def _normalised_scene_crop(seed=5, size=40):
+    from backend.synth.library_scene import render_library_scene
+    from backend.training import pretrain
+    scene = render_library_scene(seed, "train", size=size)
+    feats, _, _ = pretrain.scene_arrays(scene)
+    mean, std, _ = pretrain.feature_stats([feats], [scene["valid"]])
+    x = (feats - mean[:, None, None]) / std[:, None, None]
+    x[:, ~scene["valid"]] = 0.0
+    return x, mean, std, scene["valid"]
+
+
+def test_radiometric_residual_keeps_the_canonical_features_consistent(monkeypatch):
+    from backend.engine import canonical
+    from backend.training import pretrain
+    x, mean, std, valid = _normalised_scene_crop()
+    nb = canonical.N_BINS
+
+    class NoResidual:   # zero gain error, no adjacency, no haze: the features must come back as they were
+        def normal(self, loc, scale):
+            return 0.0
+
+        def uniform(self, low, high):
+            return low
+
+        def random(self):
+            return 1.0
+    same = x.copy()
+    pretrain.residual_correction(same, mean, std, NoResidual())
+    assert np.abs(same - x).max() < 1e-4
+
+    monkeypatch.setattr(pretrain, "ADJACENCY_SHARE", 1.0)
+    monkeypatch.setattr(pretrain, "HAZE_SHARE", 1.0)
+    drawn = x.copy()
+    pretrain.residual_correction(drawn, mean, std, np.random.default_rng(1))
+    assert np.abs(drawn - x)[:, valid].mean() > 0.01                # it did change the spectra …
+    assert np.array_equal(drawn[:, ~valid], x[:, ~valid])          # … never the nodata pixels
+    assert np.array_equal(drawn[nb + 1:], x[nb + 1:])              # … nor the coverage mask
+    # shape is still spectrum / brightness: its mean over the covered 450–900 nm bins is 1
+    covered = x[nb + 1:, valid][:, 0] > 0.5
+    core = covered & (canonical.GRID_NM >= canonical.BRIGHTNESS_NM[0]) & (canonical.GRID_NM <= canonical.BRIGHTNESS_NM[1])
+    shape = drawn[:nb] * std[:nb, None, None] + mean[:nb, None, None]
+    assert np.allclose(shape[core][:, valid].mean(axis=0), 1.0, atol=1e-3)
+
+
+def test_litter_alone_is_no_longer_low_vegetation():
+    from backend.synth import library
+    lib = library.load_library()
+    litter = np.char.startswith(lib.names.astype(str), "earthlib:") & (lib.classes == 3)
+    assert not litter.any()
+    assert dict(((s, k), v) for s, k, v, _ in library.CLASS_MAP)[("earthlib", "npv/litter")] is None
