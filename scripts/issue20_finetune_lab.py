@@ -3,6 +3,7 @@
     .venv/bin/python scripts/issue20_finetune_lab.py indian_pines_crop legacy 0
     .venv/bin/python scripts/issue20_finetune_lab.py indian_pines_crop fewlabel 0
     .venv/bin/python scripts/issue20_finetune_lab.py indian_pines_crop scratch 0     # the default `train`
+    .venv/bin/python scripts/issue20_finetune_lab.py samson legacy 0 runs/other-generic  # another base package
 
 The scene, its seeded block split and the 20-per-class draw are exactly `benchmark`'s (issue20_lab.load);
 the model is made by `run_training` (what `finetune --only-labelled-classes --recipe R --no-cross-validation`
@@ -33,6 +34,7 @@ from backend.training.train import run_training  # noqa: E402
 OFFSET = 20
 GENERIC = os.path.join(os.path.dirname(HERE), "models", "generic-landcover")
 dataset, recipe, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+GENERIC = sys.argv[4] if len(sys.argv) > 4 else GENERIC
 work = f"/tmp/lf/ft/{dataset}_{recipe}_{seed}"
 os.makedirs(work, exist_ok=True)
 arrays, train, test, info = load(dataset, shared_data_dir(), "/tmp/lf/ftprep", seed, 20)
