@@ -23,7 +23,15 @@ from typing import Callable, Optional
 from backend import nets
 from backend.engine import device as devices
 from backend.protocol import DEFAULT_TILE_SIZE, MAP_WINDOW, ErrorCode, EventWriter, LandFuseError
-from backend.training.config import DEVICES, PRETRAIN_DEFAULTS, RECIPES, TRAIN_DEFAULT_ARCH, PretrainConfig, TrainConfig
+from backend.training.config import (
+    DEFAULT_MEMORY_WEIGHT,
+    DEVICES,
+    PRETRAIN_DEFAULTS,
+    RECIPES,
+    TRAIN_DEFAULT_ARCH,
+    PretrainConfig,
+    TrainConfig,
+)
 
 BENCHMARK_DATASETS = ("trento", "houston2013", "muufl", "augsburg", "dfc2018_crop", "indian_pines_msi",
                       "indian_pines_msi_blocks", "salinas_a", "indian_pines_crop", "dfc2018_houston_crop", "samson")
@@ -263,6 +271,9 @@ def _finetune_arguments(p):
     p.add_argument("--model", required=True, help="model package to start from")
     p.add_argument("--only-labelled-classes", action="store_true",
                    help="drop the base model's classes that the labels never use")
+    p.add_argument("--remember-unlabelled", dest="memory_weight", type=float, default=None, metavar="WEIGHT",
+                   help="how strongly the classes the labels never use keep the base model's predictions "
+                        f"(default {DEFAULT_MEMORY_WEIGHT:g}; 0 lets them fade)")
     _wavelengths(p)
     _training_arguments(p)
 
@@ -275,7 +286,7 @@ def _train_config(args) -> TrainConfig:
         only_labelled_classes=getattr(args, "only_labelled_classes", False),
         wavelengths=_parsed_wavelengths(args), epochs=args.epochs, device=args.device, seed=args.seed,
         tile_size=args.tile_size, name=args.name, recipe=args.recipe, cross_validate=args.cross_validate,
-        self_training=args.self_training,
+        self_training=args.self_training, memory_weight=getattr(args, "memory_weight", None),
         command=tuple(args.argv))
 
 

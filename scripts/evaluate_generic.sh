@@ -37,9 +37,13 @@ $PY -m backend split-labels --reference "$DATA/samson/samson_labels.tif" --out-t
   --out-test "$REAL/samson_test.tif" --per-class 20 --seed 0 | tail -n 1
 $PY -m backend finetune --model "$MODEL" --hsi "$DATA/samson/samson_1.img" --labels "$REAL/samson_train20.tif" \
   --out "$REAL/samson_finetuned" --only-labelled-classes --seed 0 > "$REAL/samson_finetune.log"
+# the same labels keeping all six base classes (what the plugin's fine-tune does): tree, soil and water
+# are labelled, the others are remembered from the base unless it confuses them with those (training.memory)
+$PY -m backend finetune --model "$MODEL" --hsi "$DATA/samson/samson_1.img" --labels "$REAL/samson_train20.tif" \
+  --out "$REAL/samson_finetuned_all_classes" --seed 0 > "$REAL/samson_finetune_all_classes.log"
 $PY -m backend train --arch m3amba --hsi "$DATA/samson/samson_1.img" --labels "$REAL/samson_train20.tif" \
   --out "$REAL/samson_scratch" --seed 0 > "$REAL/samson_scratch.log"
-for run in samson_finetuned samson_scratch; do
+for run in samson_finetuned samson_finetuned_all_classes samson_scratch; do
   $PY -m backend classify --hsi "$DATA/samson/samson_1.img" --model "$REAL/$run" --out "$REAL/$run.tif" > /dev/null
   $PY -m backend evaluate --prediction "$REAL/$run.tif" --reference "$REAL/samson_test.tif" \
     --out-json "$REAL/${run}_accuracy.json" | tail -n 1

@@ -60,7 +60,10 @@ def evaluation_markdown(eval_dir):
             lines += ["", "With 20 labelled pixels per class drawn from one half of the scene's blocks (`split-labels`), "
                       "tested on the other half (whole 16 px blocks, 2 px guard band):", "",
                       "| method | OA | AA | κ | pixels |", "|---|---|---|---|---|",
-                      _row("fine-tuned from the generic model", _load(few)),
+                      _row("fine-tuned from the generic model (`--only-labelled-classes`)", _load(few)),
+                      *([_row("fine-tuned, keeping all six classes (the plugin's fine-tune)", _load(kept))]
+                        if os.path.isfile(kept := os.path.join(eval_dir, "real",
+                                                               "samson_finetuned_all_classes_accuracy.json")) else []),
                       _row("m3amba trained from scratch", _load(os.path.join(eval_dir, "real", "samson_scratch_accuracy.json"))),
                       _row("generic model zero-shot (same test pixels)",
                            _load(os.path.join(eval_dir, "real", "samson_zeroshot_test_accuracy.json")))]

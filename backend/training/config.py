@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 from backend import nets
 from backend.protocol import ErrorCode, LandFuseError
+from backend.training.memory import DEFAULT_WEIGHT as DEFAULT_MEMORY_WEIGHT
 
 DEVICES = ("auto", "cpu", "cuda")
 RECIPES = ("fewlabel", "legacy")   # train/finetune recipes
@@ -57,6 +58,9 @@ class TrainConfig:
     # Few-label recipe only: a second fit on the real labels plus the scene's own confident pixels
     # (recipe.self_train). Off by default: it helped on some real scenes and hurt on others (docs/RESULTS.md).
     self_training: bool = False
+    # Fine-tune, legacy loop: weight of keeping the base's predictions for the classes no label uses
+    # (training.memory). None: memory.DEFAULT_WEIGHT there, 0 (nothing to remember) everywhere else.
+    memory_weight: Optional[float] = None
     # The argv that stands for this run (without `python -m backend`); empty: built by cli_argv().
     command: Sequence[str] = field(default=())
 
@@ -71,6 +75,12 @@ class TrainConfig:
         # A fine-tune keeps the legacy loop: its figures (the generic model's card) were measured with
         # it, and the few-label recipe was not measured on fine-tunes (docs/RESULTS.md).
         return "legacy" if self.finetune else "fewlabel"
+
+    @property
+    def resolved_memory_weight(self) -> float:
+        if self.memory_weight is not None:
+            return float(self.memory_weight)
+        return DEFAULT_MEMORY_WEIGHT if self.finetune and self.resolved_recipe == "legacy" else 0.0
 
     @property
     def command_name(self) -> str:
@@ -92,6 +102,15 @@ class TrainConfig:
         if self.self_training and self.resolved_recipe != "fewlabel":
             raise LandFuseError(ErrorCode.BAD_ARGUMENTS, "--self-training is part of the few-label recipe.",
                                 "Add --recipe fewlabel, or leave --self-training out.")
+        if self.memory_weight is not None:
+            if not (isinstance(self.memory_weight, (int, float)) and 0 <= self.memory_weight <= 100):
+                raise LandFuseError(ErrorCode.BAD_ARGUMENTS,
+                                    f"--remember-unlabelled must be between 0 and 100 (got {self.memory_weight}).",
+                                    "0 lets classes without labels fade; leave it out for the default.")
+            if self.memory_weight > 0 and not (self.finetune and self.resolved_recipe == "legacy"):
+                raise LandFuseError(ErrorCode.BAD_ARGUMENTS,
+                                    "--remember-unlabelled applies to a fine-tune with the legacy loop (its default).",
+                                    "Leave --remember-unlabelled out, or --recipe out.")
         _check_seed(self.seed)
 
     def cli_argv(self) -> list:
@@ -116,6 +135,8 @@ class TrainConfig:
             argv.append("--only-labelled-classes")
         if self.recipe:
             argv += ["--recipe", self.recipe]
+        if self.memory_weight is not None:
+            argv += ["--remember-unlabelled", f"{self.memory_weight:g}"]
         if not self.cross_validate:
             argv.append("--no-cross-validation")
         if self.self_training:

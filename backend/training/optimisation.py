@@ -32,10 +32,12 @@ def augment_batch(batch_inputs, batch_targets, rng: np.random.Generator, torch):
     return out, y
 
 
-def train_step(net, optimiser, schedule, xs, ys, class_weights, label_smoothing: float = 0.05) -> float:
+def train_step(net, optimiser, schedule, xs, ys, class_weights, label_smoothing: float = 0.05,
+               extra_loss=None) -> float:
     """One optimiser step on a batch: masked, class-weighted, label-smoothed cross-entropy plus the
-    architecture's own auxiliary losses. Returns the loss. Classes beyond the end of `class_weights`
-    (a network with more outputs than the labels name) weigh 0, as absent classes do."""
+    architecture's own auxiliary losses and `extra_loss(logits, xs)` when given. Returns the loss.
+    Classes beyond the end of `class_weights` (a network with more outputs than the labels name)
+    weigh 0, as absent classes do."""
     import torch
     logits = net(xs)
     if class_weights is not None and len(class_weights) < logits.shape[1]:
@@ -44,6 +46,8 @@ def train_step(net, optimiser, schedule, xs, ys, class_weights, label_smoothing:
                                              label_smoothing=label_smoothing)
     for value in (net.extra_losses() if hasattr(net, "extra_losses") else {}).values():
         loss = loss + value
+    if extra_loss is not None:
+        loss = loss + extra_loss(logits, xs)
     optimiser.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

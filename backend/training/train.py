@@ -15,7 +15,7 @@ import math
 import os
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -31,7 +31,7 @@ from backend.io.paths import check_model_folder
 from backend.io.spectral import band_wavelengths
 from backend.protocol import ErrorCode, LandFuseError
 from backend.synth.labels import block_ids
-from backend.training import fewlabel
+from backend.training import fewlabel, memory
 from backend.training.config import TrainConfig
 from backend.training.optimisation import augment_batch, class_weights, predict_scene, train_step
 
@@ -206,6 +206,7 @@ class _Fit:
     epochs_run: int
     best_epoch: int
     recipe: Optional[dict] = None   # the few-label recipe's schedule (steps, warm-up); None: the legacy loop
+    remembered: list = field(default_factory=list)   # class indices kept from the base (training.memory)
 
 
 def _modality_entries(readers, magnitudes, wavelengths) -> list:
@@ -284,8 +285,9 @@ def _training_tile(tile_size: int, h: int, w: int) -> int:
 
 
 def _fit(net, arch: str, num_classes: int, config: TrainConfig, scene: _Scene, split: _Split, dev: str,
-         events, rng: np.random.Generator) -> _Fit:
-    """Optimise `net` on the train blocks; keep the weights of the epoch with the best validation score."""
+         events, rng: np.random.Generator, extra_loss=None) -> _Fit:
+    """Optimise `net` on the train blocks; keep the weights of the epoch with the best validation score.
+    `extra_loss(logits, inputs)` joins the label loss (a fine-tune's memory of unlabelled classes)."""
     import torch
     log = events.log
     h, w = split.targets.shape
@@ -317,7 +319,8 @@ def _fit(net, arch: str, num_classes: int, config: TrainConfig, scene: _Scene, s
     epoch = 0
     for epoch in range(1, epochs + 1):
         net.train()
-        losses = [train_step(net, optimiser, schedule, *batch(), weights) for _ in range(STEPS_PER_EPOCH)]
+        losses = [train_step(net, optimiser, schedule, *batch(), weights, extra_loss=extra_loss)
+                  for _ in range(STEPS_PER_EPOCH)]
         if has_val:
             pred = predict_scene(net, scene.arrays, halo, dev, rows=split.val >= 0)
             score = balanced_accuracy(split.val[split.val >= 0], pred[split.val >= 0])
@@ -334,6 +337,28 @@ def _fit(net, arch: str, num_classes: int, config: TrainConfig, scene: _Scene, s
     net.load_state_dict(best[2])
     net.to(dev)
     return _Fit(epoch, best[1])
+
+
+def _unlabelled_class_memory(base_net, base_index: list, classes: list, config: TrainConfig, scene: _Scene,
+                             split: _Split, halo: int, dev: str, log):
+    """(loss term, class indices) keeping the base's predictions for the classes no label uses and the
+    base does not confuse with the labelled ones (training.memory); (None, []) when there are none."""
+    labelled = split.train >= 0
+    counts = np.bincount(split.train[labelled], minlength=len(classes))
+    if all(j is None or counts[i] > 0 for i, j in enumerate(base_index)):
+        return None, []     # every class the base knew has labels: nothing to remember, no need to ask it
+    base_on_labels = predict_scene(base_net.to(dev).eval(), scene.arrays, halo, dev, rows=labelled)[labelled]
+    remembered, confused = memory.classes_to_remember(base_index, counts, base_on_labels)
+    for i in confused:
+        share = np.count_nonzero(base_on_labels == base_index[i]) / max(1, base_on_labels.size)
+        log(f"Class {classes[i]['name']} has no labels and is not kept from the base model: the base calls "
+            f"{share:.0%} of your labelled pixels {classes[i]['name']}, so it confuses it with your classes here.")
+    loss = memory.unlabelled_class_memory(base_net, base_index, remembered, config.resolved_memory_weight, dev)
+    if loss is None:
+        return None, []
+    log(f"Classes without labels, kept as the base model predicts them: "
+        f"{', '.join(classes[i]['name'] for i in remembered)} (weight {config.resolved_memory_weight:g})")
+    return loss, remembered
 
 
 def _self_supervised_warmup(net, batch, steps: int, events) -> None:
@@ -372,7 +397,7 @@ def run_training(config: TrainConfig, events) -> dict:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     dev = devices.resolve_device(config.device)
-    base = _Base()
+    base, base_net = _Base(), None
     if config.finetune:
         # The base is built (which draws from torch's seeded RNG) before the new net, as it always was:
         # the same seed gives the same model.
@@ -392,24 +417,29 @@ def run_training(config: TrainConfig, events) -> dict:
     split = _targets(scene, classes, config.seed, log, holds_out=config.resolved_recipe != fewlabel.RECIPE)
 
     net = nets.build(arch, params, [a.shape[0] for a in scene.arrays], len(classes))
+    base_index = None
     if config.finetune:
         base_values = [c["value"] for c in base.classes]
-        transfer_weights(net, base.state, [base_values.index(c["value"]) if c["value"] in base_values else None
-                                           for c in classes], len(base_values), log)
+        base_index = [base_values.index(c["value"]) if c["value"] in base_values else None for c in classes]
+        transfer_weights(net, base.state, base_index, len(base_values), log)
     net.to(dev)
     if config.resolved_recipe == fewlabel.RECIPE:
         def make_net():
             fresh = nets.build(arch, params, [a.shape[0] for a in scene.arrays], len(classes))
             if config.finetune:
-                transfer_weights(fresh, base.state, [base_values.index(c["value"]) if c["value"] in base_values
-                                                     else None for c in classes], len(base_values), lambda m: None)
+                transfer_weights(fresh, base.state, base_index, len(base_values), lambda m: None)
             return fresh.to(dev)
         done = fewlabel.fit_and_estimate(net, make_net, scene.arrays, split.targets, split.block, classes,
                                          config.finetune, config.epochs, config.seed, dev, events,
                                          cross_validate=config.cross_validate, self_training=config.self_training)
         fit, metrics = _Fit(done["fit"]["units"], done["fit"]["units"], done["fit"]), done["metrics"]
     else:
-        fit = _fit(net, arch, len(classes), config, scene, split, dev, events, rng)
+        remember, remembered = None, []
+        if config.finetune and config.resolved_memory_weight > 0:
+            remember, remembered = _unlabelled_class_memory(base_net, base_index, classes, config, scene, split,
+                                                            nets.halo(arch), dev, log)
+        fit = _fit(net, arch, len(classes), config, scene, split, dev, events, rng, remember)
+        fit.remembered = remembered
         metrics = _validation_metrics(net, arch, scene, split, classes, dev)
     seconds = round(time.perf_counter() - started, 1)
     command = "python -m backend " + shlex.join(config.cli_argv())
@@ -441,6 +471,9 @@ def _manifest(config: TrainConfig, arch: str, params: dict, scene: _Scene, class
                      "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "seconds": seconds, "device": dev,
                      "split_block": block, "finetuned_from": config.base_model and os.path.basename(
                          os.path.abspath(config.base_model)),
+                     **({"remembered_from_base": {"weight": config.resolved_memory_weight,
+                                                  "classes": [classes[i]["name"] for i in fit.remembered]}}
+                        if fit.remembered else {}),
                      **({"recipe": fewlabel.RECIPE, **fit.recipe} if fit.recipe else {})},
         "metrics": metrics,
     }
@@ -460,7 +493,11 @@ def _card(manifest: dict, command: str) -> str:
              f"- data: {', '.join(d['file'] for d in t['data'])}",
              f"- labelled pixels: {m['train_pixels']} train / {m['val_pixels']} validation "
              f"(spatially disjoint blocks of {t['split_block']} px, seed {t['seed']})",
-             f"- epochs: {t['epochs_run']} (best {t['best_epoch']}), {t['seconds']} s on {t['device']}", "",
+             f"- epochs: {t['epochs_run']} (best {t['best_epoch']}), {t['seconds']} s on {t['device']}",
+             *([f"- classes without labels, kept as the base model {t['finetuned_from']} predicts them "
+                f"(weight {t['remembered_from_base']['weight']:g}): "
+                f"{', '.join(t['remembered_from_base']['classes'])}"] if t.get("remembered_from_base") else []),
+             "",
              "## Validation (held-out blocks, every pixel counted once)",
              f"- overall accuracy {m.get('oa')}, average accuracy {m.get('aa')}, kappa {m.get('kappa')}, mean F1 {m.get('mean_f1')}", "",
              "| class | F1 | validation pixels |", "|---|---|---|"]

@@ -16,7 +16,9 @@ class FinetuneModel(LabelTrainingAlgorithm):
     def shortHelpString(self):
         return tr("Fine-tunes an existing LandFuse model package on your labels (same inputs as the model was "
                   "trained on) and writes a new package; the original is left untouched. Labels: a point/polygon "
-                  "layer with a class field (or categorized style), or a class raster with 0 = unlabelled.")
+                  "layer with a class field (or categorized style), or a class raster with 0 = unlabelled. "
+                  "Classes of the starting model that you do not label are kept as it predicts them, unless it "
+                  "already gives them to more than a tenth of your labelled pixels (the log names both).")
 
     def initAlgorithm(self, config=None):
         add_model_folder(self, tr("Model package to start from"))
