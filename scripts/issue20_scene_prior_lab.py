@@ -23,6 +23,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from backend.engine import modalities  # noqa: E402
 from backend.engine.package import load_model  # noqa: E402
+from backend.evaluation.metrics import confusion_matrix  # noqa: E402
 from backend.io.labels import load_labels  # noqa: E402
 from backend.training.train import load_scene  # noqa: E402
 
@@ -62,8 +63,7 @@ def dihedral_softmax(net, arrays, n: int) -> np.ndarray:
 
 
 def scores(truth: np.ndarray, pred: np.ndarray, k: int):
-    cm = np.zeros((k + 1, k + 1), np.int64)
-    np.add.at(cm, (truth, pred), 1)
+    cm = confusion_matrix(truth, pred, k + 1)
     recalls = [cm[i, i] / cm[i].sum() for i in range(k + 1) if cm[i].sum()]
     return 100 * np.trace(cm) / cm.sum(), 100 * float(np.mean(recalls))
 

@@ -278,8 +278,7 @@ def _warn_if_radiance(src: DatasetReader, bands: Sequence[int], centres: Sequenc
     """A generic model reads surface reflectance; at-sensor radiance gives it a confident, wrong map (on
     AVIRIS Indian Pines radiance it calls most field pixels roof). Say so when the scene-mean spectrum
     keeps the atmosphere's absorptions (canonical.radiance_evidence); the map is still made."""
-    data, valid = rasters.overview(src, bands)
-    spectrum = [float(np.median(d[v])) if v.any() else 0.0 for d, v in zip(data, valid)]
+    spectrum = rasters.low_level(src, bands, percentile=50.0)   # the per-band median of the overview
     evidence = canonical.radiance_evidence(canonical.absorption_depths(centres, spectrum))
     if evidence:
         log(f"{name}: the scene's mean spectrum keeps the atmosphere's absorption bands ({evidence}: depth below "

@@ -77,10 +77,15 @@ class TrainConfig:
         return "legacy" if self.finetune else "fewlabel"
 
     @property
+    def memory_applies(self) -> bool:
+        """Whether the run can remember the base's unlabelled classes: a fine-tune in the legacy loop."""
+        return self.finetune and self.resolved_recipe == "legacy"
+
+    @property
     def resolved_memory_weight(self) -> float:
         if self.memory_weight is not None:
             return float(self.memory_weight)
-        return DEFAULT_MEMORY_WEIGHT if self.finetune and self.resolved_recipe == "legacy" else 0.0
+        return DEFAULT_MEMORY_WEIGHT if self.memory_applies else 0.0
 
     @property
     def command_name(self) -> str:
@@ -107,7 +112,7 @@ class TrainConfig:
                 raise LandFuseError(ErrorCode.BAD_ARGUMENTS,
                                     f"--remember-unlabelled must be between 0 and 100 (got {self.memory_weight}).",
                                     "0 lets classes without labels fade; leave it out for the default.")
-            if self.memory_weight > 0 and not (self.finetune and self.resolved_recipe == "legacy"):
+            if self.memory_weight > 0 and not self.memory_applies:
                 raise LandFuseError(ErrorCode.BAD_ARGUMENTS,
                                     "--remember-unlabelled applies to a fine-tune with the legacy loop (its default).",
                                     "Leave --remember-unlabelled out, or --recipe out.")

@@ -27,6 +27,16 @@ DEFAULT_WEIGHT = 1.0   # the same weight as the label loss: chosen before measur
 MAX_CONFUSION = 0.1    # see classes_to_remember
 
 
+def unlabelled_base_classes(base_index: Sequence[Optional[int]], train_counts: np.ndarray) -> list:
+    """Indices of the classes the base model knew and no training label uses."""
+    return [i for i, j in enumerate(base_index) if j is not None and train_counts[i] == 0]
+
+
+def share_of_labels(base_on_labels: np.ndarray, base_class: int) -> float:
+    """The share of the labelled training pixels that the base model gives to its class `base_class`."""
+    return np.count_nonzero(base_on_labels == base_class) / max(1, base_on_labels.size)
+
+
 def classes_to_remember(base_index: Sequence[Optional[int]], train_counts: np.ndarray,
                         base_on_labels: np.ndarray) -> tuple:
     """The classes the base model knew and no training label uses, split into (remembered, not).
@@ -36,9 +46,8 @@ def classes_to_remember(base_index: Sequence[Optional[int]], train_counts: np.nd
     MAX_CONFUSION of them is one the base confuses with the user's classes on this scene, and keeping
     its predictions would keep that confusion (on Samson the base calls a sixth of the labelled soil
     and tree pixels low vegetation), so it is left to fade as before."""
-    candidates = [i for i, j in enumerate(base_index) if j is not None and train_counts[i] == 0]
-    n = max(1, base_on_labels.size)
-    confused = [i for i in candidates if np.count_nonzero(base_on_labels == base_index[i]) / n > MAX_CONFUSION]
+    candidates = unlabelled_base_classes(base_index, train_counts)
+    confused = [i for i in candidates if share_of_labels(base_on_labels, base_index[i]) > MAX_CONFUSION]
     return [i for i in candidates if i not in confused], confused
 
 

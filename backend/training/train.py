@@ -345,12 +345,12 @@ def _unlabelled_class_memory(base_net, base_index: list, classes: list, config: 
     base does not confuse with the labelled ones (training.memory); (None, []) when there are none."""
     labelled = split.train >= 0
     counts = np.bincount(split.train[labelled], minlength=len(classes))
-    if all(j is None or counts[i] > 0 for i, j in enumerate(base_index)):
+    if not memory.unlabelled_base_classes(base_index, counts):
         return None, []     # every class the base knew has labels: nothing to remember, no need to ask it
     base_on_labels = predict_scene(base_net.to(dev).eval(), scene.arrays, halo, dev, rows=labelled)[labelled]
     remembered, confused = memory.classes_to_remember(base_index, counts, base_on_labels)
     for i in confused:
-        share = np.count_nonzero(base_on_labels == base_index[i]) / max(1, base_on_labels.size)
+        share = memory.share_of_labels(base_on_labels, base_index[i])
         log(f"Class {classes[i]['name']} has no labels and is not kept from the base model: the base calls "
             f"{share:.0%} of your labelled pixels {classes[i]['name']}, so it confuses it with your classes here.")
     loss = memory.unlabelled_class_memory(base_net, base_index, remembered, config.resolved_memory_weight, dev)
@@ -435,7 +435,7 @@ def run_training(config: TrainConfig, events) -> dict:
         fit, metrics = _Fit(done["fit"]["units"], done["fit"]["units"], done["fit"]), done["metrics"]
     else:
         remember, remembered = None, []
-        if config.finetune and config.resolved_memory_weight > 0:
+        if config.resolved_memory_weight > 0:   # a fine-tune in this loop (TrainConfig.memory_applies)
             remember, remembered = _unlabelled_class_memory(base_net, base_index, classes, config, scene, split,
                                                             nets.halo(arch), dev, log)
         fit = _fit(net, arch, len(classes), config, scene, split, dev, events, rng, remember)
